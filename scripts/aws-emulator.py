@@ -1,0 +1,343 @@
+"""Start moto's server on 127.0.0.1 with the ECR calls hubcache needs added.
+
+moto 5.2.5 has no ECR pull-through cache rules, and it deletes an IAM managed
+policy that is still attached. This launcher adds the pull-through-cache API
+to moto's ECR backend with the validation ECR applies, makes DeletePolicy of an
+attached policy fail with DeleteConflict as IAM does, then runs moto's threaded
+server in this process. Reset (POST /moto-api/reset) clears the rules too,
+because they live on the ECR backend objects that moto recreates.
+
+Usage: aws-emulator.py --port PORT [--ready-file PATH]
+"""
+
+import argparse
+import json
+import re
+import signal
+import sys
+import threading
+from datetime import datetime, timezone
+
+from moto.core.exceptions import ServiceException
+from moto.core.responses import ActionResult
+from moto.ecr.responses import ECRResponse
+from moto.iam.exceptions import DeleteConflictException
+from moto.iam.models import IAMBackend
+from moto.moto_server.threaded_moto_server import ThreadedMotoServer
+from moto.secretsmanager.models import secretsmanager_backends
+
+# ECR API reference, CreatePullThroughCacheRule: ecrRepositoryPrefix is 2 to
+# 30 characters and matches this pattern (or is the literal ROOT).
+PREFIX_PATTERN = re.compile(
+    r"^((?:[a-z0-9]+(?:[._-][a-z0-9]+)*/)*[a-z0-9]+(?:[._-][a-z0-9]+)*|ROOT)$"
+)
+PREFIX_LENGTH = (2, 30)
+# ECR reads upstream credentials only from secrets whose name starts with
+# "ecr-pullthroughcache/".
+CREDENTIAL_ARN_PATTERN = re.compile(
+    r"^arn:aws[a-z-]*:secretsmanager:[a-zA-Z0-9-:]+:secret:ecr-pullthroughcache/[a-zA-Z0-9/_+=.@-]+$"
+)
+UPSTREAM_REGISTRIES = {
+    "ecr": None,
+    "ecr-public": "public.ecr.aws",
+    "quay": "quay.io",
+    "k8s": "registry.k8s.io",
+    "docker-hub": "registry-1.docker.io",
+    "github-container-registry": "ghcr.io",
+    "azure-container-registry": None,
+    "gitlab-container-registry": "registry.gitlab.com",
+    "chainguard": "cgr.dev",
+}
+# Upstream registries that ECR serves only with a Secrets Manager credential.
+CREDENTIAL_REQUIRED = {
+    "docker-hub",
+    "github-container-registry",
+    "azure-container-registry",
+    "gitlab-container-registry",
+}
+# Service quota: pull-through cache rules per registry.
+MAX_RULES = 50
+
+
+class EcrError(ServiceException):
+    """An ECR error with the exception name ECR returns as its code."""
+
+
+def validation_error(field, value, constraint):
+    return EcrError(
+        "ValidationException",
+        f"1 validation error detected: Value '{value}' at '{field}' failed to "
+        f"satisfy constraint: {constraint}",
+    )
+
+
+def check_prefix(prefix):
+    if prefix is None:
+        raise validation_error("ecrRepositoryPrefix", None, "Member must not be null")
+    low, high = PREFIX_LENGTH
+    if not low <= len(prefix) <= high:
+        raise validation_error(
+            "ecrRepositoryPrefix",
+            prefix,
+            f"Member must have length between {low} and {high}, inclusive",
+        )
+    if not PREFIX_PATTERN.match(prefix):
+        raise validation_error(
+            "ecrRepositoryPrefix",
+            prefix,
+            f"Member must satisfy regular expression pattern: {PREFIX_PATTERN.pattern}",
+        )
+
+
+def find_secret(account_id, region, credential_arn):
+    """Return moto's secret for the ARN, or raise ECR's SecretNotFoundException."""
+    store = secretsmanager_backends[account_id][region].secrets
+    secret = store.get(credential_arn)
+    if secret is None or getattr(secret, "deleted_date", None):
+        raise EcrError(
+            "SecretNotFoundException",
+            f"The specified secret '{credential_arn}' was not found.",
+        )
+    return secret
+
+
+def check_credential(backend, credential_arn):
+    if not CREDENTIAL_ARN_PATTERN.match(credential_arn):
+        raise validation_error(
+            "credentialArn",
+            credential_arn,
+            "Member must satisfy regular expression pattern: "
+            + CREDENTIAL_ARN_PATTERN.pattern,
+        )
+    find_secret(backend.account_id, backend.region_name, credential_arn)
+
+
+def rules_of(backend):
+    """Return the backend's rules by prefix; a reset backend starts with none."""
+    return backend.__dict__.setdefault("pull_through_cache_rules", {})
+
+
+def rule_not_found(backend, prefix):
+    return EcrError(
+        "PullThroughCacheRuleNotFoundException",
+        f"The pull through cache rule with prefix '{prefix}' does not exist in "
+        f"the registry with id '{backend.account_id}'",
+    )
+
+
+def create_pull_through_cache_rule(self):
+    backend = self.ecr_backend
+    prefix = self._get_param("ecrRepositoryPrefix")
+    upstream_url = self._get_param("upstreamRegistryUrl")
+    upstream = self._get_param("upstreamRegistry")
+    credential_arn = self._get_param("credentialArn")
+
+    check_prefix(prefix)
+    if not upstream_url:
+        raise validation_error("upstreamRegistryUrl", None, "Member must not be null")
+    if upstream is None:
+        upstream = next(
+            (name for name, url in UPSTREAM_REGISTRIES.items() if url == upstream_url),
+            None,
+        )
+    if upstream not in UPSTREAM_REGISTRIES:
+        raise EcrError(
+            "InvalidParameterException",
+            f"Invalid parameter at 'upstreamRegistry' failed to satisfy constraint: "
+            f"'{upstream}' is not a supported upstream registry",
+        )
+    expected_url = UPSTREAM_REGISTRIES[upstream]
+    if expected_url is not None and upstream_url != expected_url:
+        raise EcrError(
+            "InvalidParameterException",
+            f"Invalid parameter at 'upstreamRegistryUrl' failed to satisfy constraint: "
+            f"'{upstream_url}' is not the URL of upstream registry '{upstream}'",
+        )
+    if upstream in CREDENTIAL_REQUIRED and not credential_arn:
+        raise EcrError(
+            "InvalidParameterException",
+            f"Invalid parameter at 'credentialArn' failed to satisfy constraint: "
+            f"upstream registry '{upstream}' requires a credential ARN",
+        )
+    if credential_arn:
+        check_credential(backend, credential_arn)
+
+    rules = rules_of(backend)
+    if prefix in rules:
+        raise EcrError(
+            "PullThroughCacheRuleAlreadyExistsException",
+            f"A pull through cache rule with prefix '{prefix}' already exists in "
+            f"the registry with id '{backend.account_id}'",
+        )
+    if len(rules) >= MAX_RULES:
+        raise EcrError(
+            "LimitExceededException",
+            "The operation did not succeed because it would have exceeded a "
+            f"service limit for your account: {MAX_RULES} pull through cache "
+            "rules per registry.",
+        )
+
+    rule = {
+        "ecrRepositoryPrefix": prefix,
+        "upstreamRegistryUrl": upstream_url,
+        "createdAt": datetime.now(timezone.utc),
+        "registryId": backend.account_id,
+        "upstreamRegistry": upstream,
+    }
+    if credential_arn:
+        rule["credentialArn"] = credential_arn
+    rules[prefix] = rule
+    return ActionResult(dict(rule))
+
+
+def describe_pull_through_cache_rules(self):
+    backend = self.ecr_backend
+    rules = rules_of(backend)
+    prefixes = self._get_param("ecrRepositoryPrefixes")
+    max_results = int(self._get_param("maxResults") or 100)
+    start = int(self._get_param("nextToken") or 0)
+
+    if prefixes:
+        for prefix in prefixes:
+            if prefix not in rules:
+                raise rule_not_found(backend, prefix)
+        selected = [rules[prefix] for prefix in prefixes]
+    else:
+        selected = sorted(rules.values(), key=lambda rule: rule["ecrRepositoryPrefix"])
+
+    page = selected[start : start + max_results]
+    result = {"pullThroughCacheRules": [dict(rule) for rule in page]}
+    if start + max_results < len(selected):
+        result["nextToken"] = str(start + max_results)
+    return ActionResult(result)
+
+
+def update_pull_through_cache_rule(self):
+    backend = self.ecr_backend
+    prefix = self._get_param("ecrRepositoryPrefix")
+    credential_arn = self._get_param("credentialArn")
+
+    check_prefix(prefix)
+    rules = rules_of(backend)
+    if prefix not in rules:
+        raise rule_not_found(backend, prefix)
+    if credential_arn:
+        check_credential(backend, credential_arn)
+
+    rule = rules[prefix]
+    rule["credentialArn"] = credential_arn
+    rule["updatedAt"] = datetime.now(timezone.utc)
+    return ActionResult(
+        {
+            "ecrRepositoryPrefix": prefix,
+            "registryId": backend.account_id,
+            "updatedAt": rule["updatedAt"],
+            "credentialArn": credential_arn,
+        }
+    )
+
+
+def delete_pull_through_cache_rule(self):
+    backend = self.ecr_backend
+    prefix = self._get_param("ecrRepositoryPrefix")
+
+    check_prefix(prefix)
+    rules = rules_of(backend)
+    if prefix not in rules:
+        raise rule_not_found(backend, prefix)
+    rule = rules.pop(prefix)
+    rule.pop("updatedAt", None)
+    return ActionResult(rule)
+
+
+def validate_pull_through_cache_rule(self):
+    """Report the rule valid when its secret holds a non-empty username and accessToken.
+
+    Real ECR signs in to the upstream registry; this emulator has no network,
+    so it checks the secret's presence and shape instead.
+    """
+    backend = self.ecr_backend
+    prefix = self._get_param("ecrRepositoryPrefix")
+
+    check_prefix(prefix)
+    rules = rules_of(backend)
+    if prefix not in rules:
+        raise rule_not_found(backend, prefix)
+    rule = rules[prefix]
+
+    failure = None
+    credential_arn = rule.get("credentialArn")
+    if credential_arn:
+        try:
+            secret = find_secret(backend.account_id, backend.region_name, credential_arn)
+            value = json.loads(secret.secret_string or "")
+            if not (value.get("username") and value.get("accessToken")):
+                failure = "The secret must contain non-empty username and accessToken."
+        except EcrError as error:
+            failure = error.message
+        except (ValueError, AttributeError):
+            failure = "The secret value is not a JSON object."
+
+    result = {
+        "ecrRepositoryPrefix": prefix,
+        "registryId": backend.account_id,
+        "upstreamRegistryUrl": rule["upstreamRegistryUrl"],
+        "isValid": failure is None,
+    }
+    if credential_arn:
+        result["credentialArn"] = credential_arn
+    if failure:
+        result["failure"] = failure
+    return ActionResult(result)
+
+
+def delete_policy_unless_attached(original):
+    def delete_policy(self, policy_arn):
+        policy = self.get_policy(policy_arn)
+        if policy.attachment_count > 0:
+            raise DeleteConflictException(
+                "Cannot delete a policy attached to entities."
+            )
+        return original(self, policy_arn)
+
+    return delete_policy
+
+
+def install_extensions():
+    for handler in (
+        create_pull_through_cache_rule,
+        describe_pull_through_cache_rules,
+        update_pull_through_cache_rule,
+        delete_pull_through_cache_rule,
+        validate_pull_through_cache_rule,
+    ):
+        setattr(ECRResponse, handler.__name__, handler)
+    IAMBackend.delete_policy = delete_policy_unless_attached(IAMBackend.delete_policy)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--port", type=int, required=True, help="TCP port on 127.0.0.1")
+    parser.add_argument(
+        "--ready-file", help="file to write once the server accepts connections"
+    )
+    args = parser.parse_args()
+
+    install_extensions()
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=args.port, verbose=False)
+    server.start()
+    print(f"AWS emulator (moto) listening on http://127.0.0.1:{args.port}", flush=True)
+    if args.ready_file:
+        with open(args.ready_file, "w") as ready:
+            ready.write(f"http://127.0.0.1:{args.port}\n")
+
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    stop.wait()
+    server.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,22 @@
+//! Lambda entry point: reconciles a rack's Docker Hub cache on each event.
+
+use hubcache::lambda::Handler;
+use hubcache::ssm::DEFAULT_PARAMETER_PREFIX;
+use lambda_runtime::{LambdaEvent, service_fn};
+use serde_json::Value;
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() -> Result<(), lambda_runtime::Error> {
+    lambda_runtime::tracing::init_default_subscriber();
+
+    let config = aws_config::load_from_env().await;
+    let prefix = std::env::var("HUBCACHE_PARAMETER_PREFIX")
+        .unwrap_or_else(|_| DEFAULT_PARAMETER_PREFIX.to_owned());
+    let handler = Handler::new(&config, prefix);
+
+    let handler = &handler;
+    lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| {
+        handler.handle(event)
+    }))
+    .await
+}

@@ -1,0 +1,243 @@
+//! The `hubcache` command: set and read rack parameters, and reconcile a rack
+//! from a workstation.
+
+use std::process::ExitCode;
+
+use aws_config::{BehaviorVersion, Region, SdkConfig};
+use clap::{Args, Parser, Subcommand};
+
+use crate::error::{AwsError, Error};
+use crate::names::{Rack, Target};
+use crate::reconcile::{self, Clients, Context};
+use crate::settings::{self, Assignment, Parameter, Password};
+use crate::ssm;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "hubcache",
+    version,
+    about = "Manage a rack's ECR pull-through cache of Docker Hub."
+)]
+pub struct Cli {
+    /// AWS endpoint URL for every service, such as a local emulator.
+    #[arg(long, global = true, env = "AWS_ENDPOINT_URL", value_name = "URL")]
+    endpoint_url: Option<String>,
+
+    /// AWS region; defaults to the region of your AWS configuration.
+    #[arg(long, global = true, value_name = "REGION")]
+    region: Option<String>,
+
+    /// SSM path under which each rack's parameters live.
+    #[arg(
+        long,
+        global = true,
+        env = "HUBCACHE_PARAMETER_PREFIX",
+        default_value = ssm::DEFAULT_PARAMETER_PREFIX,
+        value_name = "PATH"
+    )]
+    parameter_prefix: String,
+
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Read or change a rack's hubcache parameters.
+    #[command(subcommand)]
+    Params(ParamsCommand),
+    /// Bring the rack's cache resources to what its parameters ask for, and print each change.
+    Reconcile(RackArg),
+}
+
+#[derive(Debug, Subcommand)]
+enum ParamsCommand {
+    /// Set parameters, for example: ecr_docker_hub_cache=true. An empty value removes one.
+    Set {
+        /// KEY=VALUE pairs; keys are ecr_docker_hub_cache, docker_hub_username, docker_hub_password.
+        #[arg(required = true, value_name = "KEY=VALUE")]
+        assignments: Vec<String>,
+        #[command(flatten)]
+        rack: RackArg,
+    },
+    /// Print the rack's parameters, with the password masked.
+    Get(RackArg),
+}
+
+#[derive(Debug, Args)]
+struct RackArg {
+    /// Rack name; it is lowercased.
+    #[arg(long, value_name = "NAME")]
+    rack: String,
+}
+
+/// A failure of the command, printed as is.
+#[derive(Debug, thiserror::Error)]
+enum CliError {
+    #[error(transparent)]
+    Reconcile(#[from] Error),
+    #[error(transparent)]
+    Settings(#[from] settings::SettingsError),
+    #[error(transparent)]
+    RackName(#[from] crate::names::RackNameError),
+    #[error("Failed to {step}: {source}")]
+    Aws {
+        step: String,
+        #[source]
+        source: AwsError,
+    },
+    #[error("No AWS region is set. Pass --region or set AWS_REGION.")]
+    MissingRegion,
+}
+
+/// Runs the command line and returns the process exit code.
+pub async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging();
+
+    match run(cli).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("{error}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("HUBCACHE_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+}
+
+async fn run(cli: Cli) -> Result<(), CliError> {
+    let config = load_config(cli.endpoint_url.as_deref(), cli.region.as_deref()).await;
+    let clients = Clients::new(&config);
+    let prefix = cli.parameter_prefix;
+
+    match cli.command {
+        Command::Params(ParamsCommand::Set { assignments, rack }) => {
+            set_parameters(&clients, &prefix, &Rack::parse(&rack.rack)?, &assignments).await
+        }
+        Command::Params(ParamsCommand::Get(rack)) => {
+            get_parameters(&clients, &prefix, &Rack::parse(&rack.rack)?).await
+        }
+        Command::Reconcile(rack) => {
+            let rack = Rack::parse(&rack.rack)?;
+            let target = cli_target(&clients, &config).await?;
+            let context = Context {
+                clients,
+                target,
+                parameter_prefix: prefix,
+            };
+            reconcile_rack(&context, &rack).await
+        }
+    }
+}
+
+async fn load_config(endpoint_url: Option<&str>, region: Option<&str>) -> SdkConfig {
+    let mut loader = aws_config::defaults(BehaviorVersion::latest());
+    if let Some(url) = endpoint_url {
+        loader = loader.endpoint_url(url);
+    }
+    if let Some(region) = region {
+        loader = loader.region(Region::new(region.to_owned()));
+    }
+    loader.load().await
+}
+
+/// Learns the account from ECR's registry id, since the CLI has no function ARN.
+async fn cli_target(clients: &Clients, config: &SdkConfig) -> Result<Target, CliError> {
+    let region = config.region().ok_or(CliError::MissingRegion)?.to_string();
+    let account = crate::ecr::registry_id(&clients.ecr)
+        .await
+        .map_err(|source| CliError::Aws {
+            step: "read the account id from ECR DescribeRegistry".into(),
+            source,
+        })?;
+
+    Ok(Target {
+        partition: Target::partition_of(&region).to_owned(),
+        region,
+        account,
+    })
+}
+
+async fn set_parameters(
+    clients: &Clients,
+    prefix: &str,
+    rack: &Rack,
+    arguments: &[String],
+) -> Result<(), CliError> {
+    let assignments = arguments
+        .iter()
+        .map(|argument| Assignment::parse(argument))
+        .collect::<Result<Vec<_>, _>>()?;
+
+    let current = read_parameters(clients, prefix, rack).await?;
+    let (_, ordered) = settings::merge(rack.as_str(), &current, assignments)?;
+
+    print!("Setting parameters... ");
+    for assignment in &ordered {
+        let result = match &assignment.value {
+            Some(value) => {
+                ssm::write(&clients.ssm, prefix, rack, assignment.parameter, value).await
+            }
+            None => ssm::delete(&clients.ssm, prefix, rack, assignment.parameter).await,
+        };
+        result.map_err(|source| {
+            println!("FAILED");
+            CliError::Aws {
+                step: format!(
+                    "write {}",
+                    ssm::parameter_name(prefix, rack, assignment.parameter)
+                ),
+                source,
+            }
+        })?;
+    }
+    println!("OK");
+    Ok(())
+}
+
+async fn get_parameters(clients: &Clients, prefix: &str, rack: &Rack) -> Result<(), CliError> {
+    let current = read_parameters(clients, prefix, rack).await?;
+
+    for parameter in Parameter::ALL {
+        let value = match (current.get(parameter), parameter.is_secret()) {
+            (None, _) => "(not set)",
+            (Some(_), true) => Password::MASK,
+            (Some(value), false) => value,
+        };
+        println!("{:<22}{value}", parameter.name());
+    }
+    Ok(())
+}
+
+async fn read_parameters(
+    clients: &Clients,
+    prefix: &str,
+    rack: &Rack,
+) -> Result<settings::StoredParameters, CliError> {
+    ssm::read(&clients.ssm, prefix, rack)
+        .await
+        .map_err(|source| CliError::Aws {
+            step: format!("read parameters under {}", ssm::rack_path(prefix, rack)),
+            source,
+        })
+}
+
+async fn reconcile_rack(context: &Context, rack: &Rack) -> Result<(), CliError> {
+    let report = reconcile::reconcile(context, rack).await?;
+
+    if report.changes.is_empty() {
+        println!("Rack {rack}: no changes");
+    }
+    for change in &report.changes {
+        println!("Rack {rack}: {change}");
+    }
+    Ok(())
+}

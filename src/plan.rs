@@ -1,0 +1,542 @@
+//! Turns the desired state and the resources AWS has now into an ordered list of
+//! changes. Nothing here calls AWS, so every decision is unit-tested.
+
+use std::fmt;
+
+use serde_json::{Value, json};
+
+use crate::names::{Rack, Target, UPSTREAM_REGISTRY_URL};
+use crate::settings::Desired;
+
+/// IAM keeps at most five versions of a managed policy.
+pub const MAX_POLICY_VERSIONS: usize = 5;
+
+/// The rack's secret as read from Secrets Manager.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ObservedSecret {
+    pub arn: String,
+    pub state: SecretState,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SecretState {
+    /// The secret's value is the desired credentials.
+    Current,
+    /// The value differs from the desired credentials, or was not read because
+    /// the cache is being disabled.
+    Outdated,
+    /// Deleted with a recovery window: it blocks a new secret of the same name
+    /// until it is restored.
+    PendingDeletion,
+}
+
+/// The rack's pull-through cache rule as read from ECR.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ObservedRule {
+    pub upstream_registry_url: String,
+    pub credential_arn: Option<String>,
+}
+
+/// An IAM identity a managed policy is attached to.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Entity {
+    Role(String),
+    User(String),
+    Group(String),
+}
+
+impl fmt::Display for Entity {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Entity::Role(name) => write!(f, "role {name}"),
+            Entity::User(name) => write!(f, "user {name}"),
+            Entity::Group(name) => write!(f, "group {name}"),
+        }
+    }
+}
+
+/// The rack's managed policy as IAM holds it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ObservedPolicy {
+    pub arn: String,
+    pub document_matches: bool,
+    pub attached_to: Vec<Entity>,
+    /// Versions other than the default, oldest first. Read only when the plan
+    /// needs them: to disable, or to replace a document that differs.
+    pub non_default_versions: Vec<String>,
+}
+
+/// Current state of one rack's resources in AWS.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Observed {
+    pub secret: Option<ObservedSecret>,
+    pub rule: Option<ObservedRule>,
+    pub policy: Option<ObservedPolicy>,
+    /// The rack's node roles that exist in IAM. Read only when enabling.
+    pub node_roles: Vec<String>,
+}
+
+/// One change to AWS, named by the resource it touches.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Action {
+    CreateSecret { name: String },
+    RestoreSecret { name: String },
+    UpdateSecretValue { name: String },
+    DeleteSecret { name: String },
+    CreateRule { prefix: String },
+    UpdateRuleCredential { prefix: String },
+    DeleteRule { prefix: String },
+    CreatePolicy { name: String },
+    UpdatePolicyDocument { name: String },
+    AttachPolicy { policy: String, role: String },
+    DetachPolicy { policy: String, entity: Entity },
+    DeletePolicyVersion { policy: String, version: String },
+    DeletePolicy { name: String },
+}
+
+impl fmt::Display for Action {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Action::CreateSecret { name } => write!(f, "create secret {name}"),
+            Action::RestoreSecret { name } => write!(f, "restore secret {name}"),
+            Action::UpdateSecretValue { name } => write!(f, "update the value of secret {name}"),
+            Action::DeleteSecret { name } => write!(f, "delete secret {name}"),
+            Action::CreateRule { prefix } => write!(f, "create pull-through cache rule {prefix}"),
+            Action::UpdateRuleCredential { prefix } => {
+                write!(
+                    f,
+                    "update the credential of pull-through cache rule {prefix}"
+                )
+            }
+            Action::DeleteRule { prefix } => write!(f, "delete pull-through cache rule {prefix}"),
+            Action::CreatePolicy { name } => write!(f, "create IAM policy {name}"),
+            Action::UpdatePolicyDocument { name } => {
+                write!(f, "update the document of IAM policy {name}")
+            }
+            Action::AttachPolicy { policy, role } => {
+                write!(f, "attach IAM policy {policy} to role {role}")
+            }
+            Action::DetachPolicy { policy, entity } => {
+                write!(f, "detach IAM policy {policy} from {entity}")
+            }
+            Action::DeletePolicyVersion { policy, version } => {
+                write!(f, "delete version {version} of IAM policy {policy}")
+            }
+            Action::DeletePolicy { name } => write!(f, "delete IAM policy {name}"),
+        }
+    }
+}
+
+/// A desired state that cannot be reached from what AWS holds.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum PlanError {
+    #[error(
+        "Rack {rack}: IAM role {role} not found. hubcache attaches policy {policy} to the rack's \
+         node role, so check the rack name or install the rack first."
+    )]
+    NodesRoleMissing {
+        rack: String,
+        role: String,
+        policy: String,
+    },
+}
+
+/// Returns the IAM policy document that lets node roles pull through the rack's cache.
+pub fn policy_document(target: &Target, rack: &Rack) -> Value {
+    json!({
+        "Version": "2012-10-17",
+        "Statement": [{
+            "Sid": "PullThroughDockerHubCache",
+            "Effect": "Allow",
+            "Action": ["ecr:CreateRepository", "ecr:BatchImportUpstreamImage"],
+            "Resource": target.cached_repositories_arn(rack),
+        }],
+    })
+}
+
+/// Plans the changes that bring `observed` to `desired` for `rack`.
+///
+/// Enabling orders them secret, rule, policy, attachments, because the rule
+/// needs the secret's ARN and nodes need the rule before the policy is of use.
+/// Disabling orders them rule, secret, policy: the rule goes before the
+/// secret it reads, and the policy is detached everywhere before it is deleted.
+/// An empty plan means the rack has converged.
+pub fn plan(rack: &Rack, desired: &Desired, observed: &Observed) -> Result<Vec<Action>, PlanError> {
+    match desired {
+        Desired::Enabled(_) => plan_enable(rack, observed),
+        Desired::Disabled => Ok(plan_disable(rack, observed)),
+    }
+}
+
+fn plan_enable(rack: &Rack, observed: &Observed) -> Result<Vec<Action>, PlanError> {
+    let secret = rack.secret_name();
+    let prefix = rack.rule_prefix();
+    let policy = rack.policy_name();
+
+    let nodes_role = rack.nodes_role();
+    if !observed.node_roles.contains(&nodes_role) {
+        return Err(PlanError::NodesRoleMissing {
+            rack: rack.to_string(),
+            role: nodes_role,
+            policy,
+        });
+    }
+
+    let mut actions = Vec::new();
+    match &observed.secret {
+        None => actions.push(Action::CreateSecret {
+            name: secret.clone(),
+        }),
+        Some(found) => {
+            if found.state == SecretState::PendingDeletion {
+                actions.push(Action::RestoreSecret {
+                    name: secret.clone(),
+                });
+            }
+            if found.state != SecretState::Current {
+                actions.push(Action::UpdateSecretValue {
+                    name: secret.clone(),
+                });
+            }
+        }
+    }
+
+    let secret_arn = observed.secret.as_ref().map(|found| found.arn.as_str());
+    match &observed.rule {
+        None => actions.push(Action::CreateRule { prefix }),
+        Some(rule) if rule.upstream_registry_url != UPSTREAM_REGISTRY_URL => {
+            // ECR cannot change a rule's upstream registry in place.
+            actions.push(Action::DeleteRule {
+                prefix: prefix.clone(),
+            });
+            actions.push(Action::CreateRule { prefix });
+        }
+        Some(rule) if secret_arn.is_none() || rule.credential_arn.as_deref() != secret_arn => {
+            actions.push(Action::UpdateRuleCredential { prefix });
+        }
+        Some(_) => {}
+    }
+
+    let attached_roles: Vec<&str> = match &observed.policy {
+        None => {
+            actions.push(Action::CreatePolicy {
+                name: policy.clone(),
+            });
+            Vec::new()
+        }
+        Some(found) => {
+            if !found.document_matches {
+                let excess =
+                    (found.non_default_versions.len() + 2).saturating_sub(MAX_POLICY_VERSIONS);
+                for version in found.non_default_versions.iter().take(excess) {
+                    actions.push(Action::DeletePolicyVersion {
+                        policy: policy.clone(),
+                        version: version.clone(),
+                    });
+                }
+                actions.push(Action::UpdatePolicyDocument {
+                    name: policy.clone(),
+                });
+            }
+            found
+                .attached_to
+                .iter()
+                .filter_map(|entity| match entity {
+                    Entity::Role(name) => Some(name.as_str()),
+                    _ => None,
+                })
+                .collect()
+        }
+    };
+    for role in &observed.node_roles {
+        if !attached_roles.contains(&role.as_str()) {
+            actions.push(Action::AttachPolicy {
+                policy: policy.clone(),
+                role: role.clone(),
+            });
+        }
+    }
+
+    Ok(actions)
+}
+
+fn plan_disable(rack: &Rack, observed: &Observed) -> Vec<Action> {
+    let mut actions = Vec::new();
+
+    if observed.rule.is_some() {
+        actions.push(Action::DeleteRule {
+            prefix: rack.rule_prefix(),
+        });
+    }
+
+    if observed.secret.is_some() {
+        actions.push(Action::DeleteSecret {
+            name: rack.secret_name(),
+        });
+    }
+
+    if let Some(found) = &observed.policy {
+        let policy = rack.policy_name();
+        for entity in &found.attached_to {
+            actions.push(Action::DetachPolicy {
+                policy: policy.clone(),
+                entity: entity.clone(),
+            });
+        }
+        for version in &found.non_default_versions {
+            actions.push(Action::DeletePolicyVersion {
+                policy: policy.clone(),
+                version: version.clone(),
+            });
+        }
+        actions.push(Action::DeletePolicy { name: policy });
+    }
+
+    actions
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::settings::{Credentials, Password};
+
+    const SECRET_ARN: &str =
+        "arn:aws:secretsmanager:us-east-1:123456789012:secret:ecr-pullthroughcache/demo-AbCdEf";
+
+    fn rack() -> Rack {
+        Rack::parse("demo").unwrap()
+    }
+
+    fn enabled() -> Desired {
+        Desired::Enabled(Credentials {
+            username: "user".into(),
+            password: Password::new("token"),
+        })
+    }
+
+    fn converged() -> Observed {
+        Observed {
+            secret: Some(ObservedSecret {
+                arn: SECRET_ARN.into(),
+                state: SecretState::Current,
+            }),
+            rule: Some(ObservedRule {
+                upstream_registry_url: UPSTREAM_REGISTRY_URL.into(),
+                credential_arn: Some(SECRET_ARN.into()),
+            }),
+            policy: Some(ObservedPolicy {
+                arn: "arn:aws:iam::123456789012:policy/demo-ecr-pull-through".into(),
+                document_matches: true,
+                attached_to: vec![Entity::Role("demo-nodes".into())],
+                non_default_versions: vec![],
+            }),
+            node_roles: vec!["demo-nodes".into()],
+        }
+    }
+
+    fn descriptions(actions: &[Action]) -> Vec<String> {
+        actions.iter().map(ToString::to_string).collect()
+    }
+
+    #[test]
+    fn enable_from_nothing() {
+        let observed = Observed {
+            node_roles: vec!["demo-nodes".into(), "demo-build-nodes".into()],
+            ..Observed::default()
+        };
+
+        let actions = plan(&rack(), &enabled(), &observed).unwrap();
+
+        assert_eq!(
+            descriptions(&actions),
+            [
+                "create secret ecr-pullthroughcache/demo",
+                "create pull-through cache rule docker-hub-demo",
+                "create IAM policy demo-ecr-pull-through",
+                "attach IAM policy demo-ecr-pull-through to role demo-nodes",
+                "attach IAM policy demo-ecr-pull-through to role demo-build-nodes",
+            ]
+        );
+    }
+
+    #[test]
+    fn enable_converged_is_empty() {
+        assert_eq!(plan(&rack(), &enabled(), &converged()), Ok(vec![]));
+    }
+
+    #[test]
+    fn enable_rotation_changes_only_secret() {
+        let mut observed = converged();
+        observed.secret.as_mut().unwrap().state = SecretState::Outdated;
+
+        let actions = plan(&rack(), &enabled(), &observed).unwrap();
+
+        assert_eq!(
+            descriptions(&actions),
+            ["update the value of secret ecr-pullthroughcache/demo"]
+        );
+    }
+
+    #[test]
+    fn enable_repoints_rule_at_secret() {
+        let mut observed = converged();
+        observed.rule.as_mut().unwrap().credential_arn = Some(SECRET_ARN.replace("demo", "other"));
+
+        let actions = plan(&rack(), &enabled(), &observed).unwrap();
+
+        assert_eq!(
+            actions,
+            [Action::UpdateRuleCredential {
+                prefix: "docker-hub-demo".into()
+            }]
+        );
+    }
+
+    #[test]
+    fn enable_recreates_secret_and_repoints_rule() {
+        let mut observed = converged();
+        observed.secret = None;
+
+        let actions = plan(&rack(), &enabled(), &observed).unwrap();
+
+        assert_eq!(
+            descriptions(&actions),
+            [
+                "create secret ecr-pullthroughcache/demo",
+                "update the credential of pull-through cache rule docker-hub-demo",
+            ]
+        );
+    }
+
+    #[test]
+    fn enable_restores_pending_deletion_secret() {
+        let mut observed = converged();
+        observed.secret.as_mut().unwrap().state = SecretState::PendingDeletion;
+
+        let actions = plan(&rack(), &enabled(), &observed).unwrap();
+
+        assert_eq!(
+            descriptions(&actions),
+            [
+                "restore secret ecr-pullthroughcache/demo",
+                "update the value of secret ecr-pullthroughcache/demo",
+            ]
+        );
+    }
+
+    #[test]
+    fn enable_replaces_rule_of_other_upstream() {
+        let mut observed = converged();
+        observed.rule.as_mut().unwrap().upstream_registry_url = "quay.io".into();
+
+        let actions = plan(&rack(), &enabled(), &observed).unwrap();
+
+        assert_eq!(
+            descriptions(&actions),
+            [
+                "delete pull-through cache rule docker-hub-demo",
+                "create pull-through cache rule docker-hub-demo",
+            ]
+        );
+    }
+
+    #[test]
+    fn enable_updates_differing_document() {
+        let mut observed = converged();
+        let policy = observed.policy.as_mut().unwrap();
+        policy.document_matches = false;
+        policy.non_default_versions = vec!["v1".into(), "v2".into(), "v3".into(), "v4".into()];
+
+        let actions = plan(&rack(), &enabled(), &observed).unwrap();
+
+        assert_eq!(
+            descriptions(&actions),
+            [
+                "delete version v1 of IAM policy demo-ecr-pull-through",
+                "update the document of IAM policy demo-ecr-pull-through",
+            ]
+        );
+    }
+
+    #[test]
+    fn enable_attaches_missing_roles_only() {
+        let mut observed = converged();
+        observed.node_roles.push("demo-karpenter-nodes".into());
+
+        let actions = plan(&rack(), &enabled(), &observed).unwrap();
+
+        assert_eq!(
+            descriptions(&actions),
+            ["attach IAM policy demo-ecr-pull-through to role demo-karpenter-nodes"]
+        );
+    }
+
+    #[test]
+    fn enable_requires_nodes_role() {
+        let observed = Observed {
+            node_roles: vec!["demo-build-nodes".into()],
+            ..Observed::default()
+        };
+
+        let error = plan(&rack(), &enabled(), &observed).unwrap_err();
+
+        assert_eq!(
+            error.to_string(),
+            "Rack demo: IAM role demo-nodes not found. hubcache attaches policy \
+             demo-ecr-pull-through to the rack's node role, so check the rack name or install \
+             the rack first."
+        );
+    }
+
+    #[test]
+    fn disable_removes_in_order() {
+        let mut observed = converged();
+        let policy = observed.policy.as_mut().unwrap();
+        policy.attached_to.push(Entity::User("ops".into()));
+        policy.non_default_versions = vec!["v1".into()];
+
+        let actions = plan(&rack(), &Desired::Disabled, &observed).unwrap();
+
+        assert_eq!(
+            descriptions(&actions),
+            [
+                "delete pull-through cache rule docker-hub-demo",
+                "delete secret ecr-pullthroughcache/demo",
+                "detach IAM policy demo-ecr-pull-through from role demo-nodes",
+                "detach IAM policy demo-ecr-pull-through from user ops",
+                "delete version v1 of IAM policy demo-ecr-pull-through",
+                "delete IAM policy demo-ecr-pull-through",
+            ]
+        );
+    }
+
+    #[test]
+    fn disable_nothing_is_empty() {
+        assert_eq!(
+            plan(&rack(), &Desired::Disabled, &Observed::default()),
+            Ok(vec![])
+        );
+    }
+
+    #[test]
+    fn policy_document_exact() {
+        let target = Target {
+            partition: "aws".into(),
+            region: "us-east-1".into(),
+            account: "123456789012".into(),
+        };
+
+        assert_eq!(
+            policy_document(&target, &rack()),
+            json!({
+                "Version": "2012-10-17",
+                "Statement": [{
+                    "Sid": "PullThroughDockerHubCache",
+                    "Effect": "Allow",
+                    "Action": ["ecr:CreateRepository", "ecr:BatchImportUpstreamImage"],
+                    "Resource": "arn:aws:ecr:us-east-1:123456789012:repository/docker-hub-demo/*",
+                }],
+            })
+        );
+    }
+}

@@ -1,0 +1,270 @@
+//! Brings one rack's AWS resources to what its parameters ask for:
+//! read the parameters, observe AWS, plan, apply.
+
+use aws_config::SdkConfig;
+use tracing::{Instrument, info, info_span};
+
+use crate::error::{AwsError, Error};
+use crate::iam::VersionsToRead;
+use crate::names::{Rack, Target};
+use crate::plan::{self, Action, Observed};
+use crate::settings::{Credentials, Desired};
+use crate::{ecr, iam, secrets, ssm};
+
+/// One client per AWS service hubcache calls.
+#[derive(Clone, Debug)]
+pub struct Clients {
+    pub ecr: aws_sdk_ecr::Client,
+    pub iam: aws_sdk_iam::Client,
+    pub secrets: aws_sdk_secretsmanager::Client,
+    pub ssm: aws_sdk_ssm::Client,
+}
+
+impl Clients {
+    pub fn new(config: &SdkConfig) -> Self {
+        Self {
+            ecr: aws_sdk_ecr::Client::new(config),
+            iam: aws_sdk_iam::Client::new(config),
+            secrets: aws_sdk_secretsmanager::Client::new(config),
+            ssm: aws_sdk_ssm::Client::new(config),
+        }
+    }
+}
+
+/// Environment of a reconcile: the AWS clients, the account and region, and
+/// the SSM path under which rack parameters live.
+#[derive(Clone, Debug)]
+pub struct Context {
+    pub clients: Clients,
+    pub target: Target,
+    pub parameter_prefix: String,
+}
+
+/// Outcome of one reconcile. No changes means the rack had converged.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Report {
+    pub rack: Rack,
+    pub enabled: bool,
+    pub changes: Vec<Action>,
+}
+
+/// Reconciles `rack` with its stored parameters.
+///
+/// The parameters are read from SSM on every call, never taken from the
+/// event that triggered it, so duplicate and out-of-order events converge on
+/// the current setting. An invalid setting, or a state that cannot be reached
+/// (the rack's node role is missing), stops before the first write. A failed
+/// write stops the reconcile; every step is idempotent, so the next reconcile
+/// continues from what AWS then holds.
+pub async fn reconcile(context: &Context, rack: &Rack) -> Result<Report, Error> {
+    let span = info_span!("reconcile", rack = %rack);
+    async {
+        let result = reconcile_rack(context, rack).await;
+        if let Err(error) = &result {
+            tracing::error!(rack = %rack, kind = error.kind(), %error, "reconcile failed");
+        }
+        result
+    }
+    .instrument(span)
+    .await
+}
+
+async fn reconcile_rack(context: &Context, rack: &Rack) -> Result<Report, Error> {
+    let parameters = ssm::read(&context.clients.ssm, &context.parameter_prefix, rack)
+        .await
+        .map_err(|source| Error::ReadFailed {
+            rack: rack.to_string(),
+            resource: format!(
+                "parameters under {}",
+                ssm::rack_path(&context.parameter_prefix, rack)
+            ),
+            source,
+        })?;
+    let desired = parameters.desired(rack.as_str())?;
+
+    let observed = observe(context, rack, &desired).await?;
+
+    let actions = plan::plan(rack, &desired, &observed)?;
+    if actions.is_empty() {
+        tracing::debug!("no changes");
+    }
+
+    apply(context, rack, &desired, &observed, &actions).await?;
+
+    Ok(Report {
+        rack: rack.clone(),
+        enabled: matches!(desired, Desired::Enabled(_)),
+        changes: actions,
+    })
+}
+
+/// Reads what the plan needs, the three services at once.
+pub async fn observe(context: &Context, rack: &Rack, desired: &Desired) -> Result<Observed, Error> {
+    let clients = &context.clients;
+    let credentials = match desired {
+        Desired::Enabled(credentials) => Some(credentials),
+        Desired::Disabled => None,
+    };
+    let read_failed = |resource: String| {
+        let rack = rack.to_string();
+        move |source| Error::ReadFailed {
+            rack,
+            resource,
+            source,
+        }
+    };
+
+    let secret = async {
+        secrets::observe(&clients.secrets, rack, credentials)
+            .await
+            .map_err(read_failed(format!("secret {}", rack.secret_name())))
+    };
+    let rule = async {
+        ecr::observe(&clients.ecr, rack)
+            .await
+            .map_err(read_failed(format!(
+                "pull-through cache rule {}",
+                rack.rule_prefix()
+            )))
+    };
+    let policy_and_roles = async {
+        observe_policy_and_roles(context, rack, desired)
+            .await
+            .map_err(read_failed(format!(
+                "IAM policy {} and node roles",
+                rack.policy_name()
+            )))
+    };
+    let (secret, rule, (policy, node_roles)) = tokio::try_join!(secret, rule, policy_and_roles)?;
+
+    Ok(Observed {
+        secret,
+        rule,
+        policy,
+        node_roles,
+    })
+}
+
+async fn observe_policy_and_roles(
+    context: &Context,
+    rack: &Rack,
+    desired: &Desired,
+) -> Result<(Option<plan::ObservedPolicy>, Vec<String>), AwsError> {
+    let iam_client = &context.clients.iam;
+    let arn = context.target.policy_arn(rack);
+    let document = plan::policy_document(&context.target, rack);
+    let versions = match desired {
+        Desired::Enabled(_) => VersionsToRead::WhenDocumentDiffers,
+        Desired::Disabled => VersionsToRead::Always,
+    };
+
+    let policy = iam::observe(iam_client, &arn, &document, versions).await?;
+    if *desired == Desired::Disabled {
+        return Ok((policy, Vec::new()));
+    }
+
+    let attached: Vec<String> = policy
+        .iter()
+        .flat_map(|policy| &policy.attached_to)
+        .filter_map(|entity| match entity {
+            plan::Entity::Role(name) => Some(name.clone()),
+            _ => None,
+        })
+        .collect();
+    let [karpenter, build] = rack.optional_node_roles();
+    let candidates = [rack.nodes_role(), karpenter, build];
+    let node_roles = iam::existing_roles(iam_client, &candidates, &attached).await?;
+
+    Ok((policy, node_roles))
+}
+
+/// ARNs learned while applying: a new secret's ARN is known only once it exists.
+struct Arns {
+    secret: Option<String>,
+    policy: String,
+}
+
+async fn apply(
+    context: &Context,
+    rack: &Rack,
+    desired: &Desired,
+    observed: &Observed,
+    actions: &[Action],
+) -> Result<(), Error> {
+    let mut arns = Arns {
+        secret: observed.secret.as_ref().map(|secret| secret.arn.clone()),
+        policy: observed.policy.as_ref().map_or_else(
+            || context.target.policy_arn(rack),
+            |policy| policy.arn.clone(),
+        ),
+    };
+    let credentials = match desired {
+        Desired::Enabled(credentials) => Some(credentials),
+        Desired::Disabled => None,
+    };
+
+    for action in actions {
+        apply_one(context, rack, credentials, action, &mut arns)
+            .await
+            .map_err(|source| Error::ApplyFailed {
+                rack: rack.to_string(),
+                action: action.clone(),
+                source,
+            })?;
+        info!(rack = %rack, change = %action, "applied");
+    }
+    Ok(())
+}
+
+async fn apply_one(
+    context: &Context,
+    rack: &Rack,
+    credentials: Option<&Credentials>,
+    action: &Action,
+    arns: &mut Arns,
+) -> Result<(), AwsError> {
+    let clients = &context.clients;
+    let credentials = || {
+        credentials.ok_or_else(|| {
+            AwsError::internal("a change to the secret was planned without credentials")
+        })
+    };
+    let secret_arn = |arns: &Arns| {
+        arns.secret.clone().ok_or_else(|| {
+            AwsError::internal("a change to the rule was planned before the secret exists")
+        })
+    };
+
+    match action {
+        Action::CreateSecret { .. } => {
+            arns.secret = Some(secrets::create(&clients.secrets, rack, credentials()?).await?);
+        }
+        Action::RestoreSecret { .. } => secrets::restore(&clients.secrets, rack).await?,
+        Action::UpdateSecretValue { .. } => {
+            secrets::put_value(&clients.secrets, rack, credentials()?).await?
+        }
+        Action::DeleteSecret { .. } => secrets::delete(&clients.secrets, rack).await?,
+        Action::CreateRule { .. } => ecr::create(&clients.ecr, rack, &secret_arn(arns)?).await?,
+        Action::UpdateRuleCredential { .. } => {
+            ecr::update_credential(&clients.ecr, rack, &secret_arn(arns)?).await?
+        }
+        Action::DeleteRule { .. } => ecr::delete(&clients.ecr, rack).await?,
+        Action::CreatePolicy { .. } => {
+            let document = plan::policy_document(&context.target, rack);
+            arns.policy = iam::create(&clients.iam, rack, &document).await?;
+        }
+        Action::UpdatePolicyDocument { .. } => {
+            let document = plan::policy_document(&context.target, rack);
+            iam::update_document(&clients.iam, &arns.policy, &document).await?
+        }
+        Action::AttachPolicy { role, .. } => iam::attach(&clients.iam, &arns.policy, role).await?,
+        Action::DetachPolicy { entity, .. } => {
+            iam::detach(&clients.iam, &arns.policy, entity).await?
+        }
+        Action::DeletePolicyVersion { version, .. } => {
+            iam::delete_version(&clients.iam, &arns.policy, version).await?
+        }
+        Action::DeletePolicy { .. } => iam::delete(&clients.iam, &arns.policy).await?,
+    }
+    Ok(())
+}

@@ -1,0 +1,474 @@
+//! The rack parameters that switch the cache on and hold the Docker Hub
+//! credentials, their validation, and the merge that `params set` performs.
+
+use std::fmt;
+
+/// One of the three rack parameters hubcache reads.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Parameter {
+    /// `ecr_docker_hub_cache`: `true` or `false`, absent means `false`.
+    Flag,
+    /// `docker_hub_username`.
+    Username,
+    /// `docker_hub_password`: a read-only Docker Hub access token.
+    Password,
+}
+
+impl Parameter {
+    pub const ALL: [Parameter; 3] = [Parameter::Flag, Parameter::Username, Parameter::Password];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Parameter::Flag => "ecr_docker_hub_cache",
+            Parameter::Username => "docker_hub_username",
+            Parameter::Password => "docker_hub_password",
+        }
+    }
+
+    pub fn from_name(name: &str) -> Option<Self> {
+        Self::ALL
+            .into_iter()
+            .find(|parameter| parameter.name() == name)
+    }
+
+    /// Returns whether SSM stores the value encrypted, as a SecureString.
+    pub fn is_secret(self) -> bool {
+        self == Parameter::Password
+    }
+}
+
+impl fmt::Display for Parameter {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// A Docker Hub access token. Debug and Display print a mask, so the value
+/// reaches a log line or an error message only through [`Password::expose`].
+#[derive(Clone, PartialEq, Eq)]
+pub struct Password(String);
+
+impl Password {
+    pub const MASK: &'static str = "********";
+
+    pub fn new(value: impl Into<String>) -> Self {
+        Self(value.into())
+    }
+
+    /// Returns the token itself, for the secret value and the SSM write only.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Password {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(Self::MASK)
+    }
+}
+
+impl fmt::Display for Password {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(Self::MASK)
+    }
+}
+
+/// The rack's parameters as stored, before validation. `None` is an absent parameter.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct StoredParameters {
+    pub flag: Option<String>,
+    pub username: Option<String>,
+    pub password: Option<Password>,
+}
+
+/// Docker Hub credentials, both non-empty.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Credentials {
+    pub username: String,
+    pub password: Password,
+}
+
+/// Desired state of a rack's cache, from its parameters.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Desired {
+    Disabled,
+    Enabled(Credentials),
+}
+
+/// An invalid parameter value or combination.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum SettingsError {
+    #[error(
+        "Parameter ecr_docker_hub_cache must be true or false, but it is {value:?}. \
+         Set it with: hubcache params set ecr_docker_hub_cache=true --rack {rack}"
+    )]
+    InvalidFlag { rack: String, value: String },
+    #[error(
+        "ecr_docker_hub_cache=true requires docker_hub_username and docker_hub_password.\n\
+         Set all three in one call: hubcache params set ecr_docker_hub_cache=true \
+         docker_hub_username=USER docker_hub_password=TOKEN --rack {rack}\n\
+         Or set the two credentials first: hubcache params set docker_hub_username=USER \
+         docker_hub_password=TOKEN --rack {rack}"
+    )]
+    MissingCredentials { rack: String },
+    #[error(
+        "Unknown parameter {key:?}. hubcache manages ecr_docker_hub_cache, docker_hub_username \
+         and docker_hub_password."
+    )]
+    UnknownParameter { key: String },
+    #[error(
+        "Argument {argument:?} is not of the form KEY=VALUE, for example ecr_docker_hub_cache=true."
+    )]
+    MalformedAssignment { argument: String },
+}
+
+impl StoredParameters {
+    pub fn get(&self, parameter: Parameter) -> Option<&str> {
+        match parameter {
+            Parameter::Flag => self.flag.as_deref(),
+            Parameter::Username => self.username.as_deref(),
+            Parameter::Password => self.password.as_ref().map(Password::expose),
+        }
+    }
+
+    pub fn set(&mut self, parameter: Parameter, value: Option<String>) {
+        match parameter {
+            Parameter::Flag => self.flag = value,
+            Parameter::Username => self.username = value,
+            Parameter::Password => self.password = value.map(Password::new),
+        }
+    }
+
+    /// Validates the parameters of `rack` and returns what they ask for.
+    pub fn desired(&self, rack: &str) -> Result<Desired, SettingsError> {
+        let enabled = match self.flag.as_deref() {
+            None | Some("false") => false,
+            Some("true") => true,
+            Some(other) => {
+                return Err(SettingsError::InvalidFlag {
+                    rack: rack.to_owned(),
+                    value: other.to_owned(),
+                });
+            }
+        };
+        if !enabled {
+            return Ok(Desired::Disabled);
+        }
+
+        let username = self.username.as_deref().unwrap_or_default();
+        let password = self
+            .password
+            .as_ref()
+            .map(Password::expose)
+            .unwrap_or_default();
+        if username.is_empty() || password.is_empty() {
+            return Err(SettingsError::MissingCredentials {
+                rack: rack.to_owned(),
+            });
+        }
+
+        Ok(Desired::Enabled(Credentials {
+            username: username.to_owned(),
+            password: Password::new(password),
+        }))
+    }
+}
+
+/// One `KEY=VALUE` argument of `params set`. An empty value removes the parameter.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Assignment {
+    pub parameter: Parameter,
+    pub value: Option<String>,
+}
+
+impl fmt::Debug for Assignment {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let value = match (&self.value, self.parameter.is_secret()) {
+            (None, _) => "<remove>",
+            (Some(_), true) => Password::MASK,
+            (Some(value), false) => value,
+        };
+        write!(f, "{}={value}", self.parameter)
+    }
+}
+
+impl Assignment {
+    pub fn parse(argument: &str) -> Result<Self, SettingsError> {
+        let Some((key, value)) = argument.split_once('=') else {
+            return Err(SettingsError::MalformedAssignment {
+                argument: mask_value(argument),
+            });
+        };
+        let parameter =
+            Parameter::from_name(key).ok_or_else(|| SettingsError::UnknownParameter {
+                key: key.to_owned(),
+            })?;
+
+        Ok(Self {
+            parameter,
+            value: (!value.is_empty()).then(|| value.to_owned()),
+        })
+    }
+}
+
+/// Cuts an argument that may carry a password down to what is safe to print.
+fn mask_value(argument: &str) -> String {
+    if argument.starts_with(Parameter::Password.name()) {
+        Parameter::Password.name().to_owned()
+    } else {
+        argument.to_owned()
+    }
+}
+
+/// Applies `assignments` to `current` and validates the result for `rack`.
+///
+/// Returns the merged parameters and the assignments in an order whose every
+/// intermediate state is valid: credentials before the flag when enabling,
+/// the flag first otherwise, so a reader never sees the cache enabled without
+/// credentials.
+pub fn merge(
+    rack: &str,
+    current: &StoredParameters,
+    assignments: Vec<Assignment>,
+) -> Result<(StoredParameters, Vec<Assignment>), SettingsError> {
+    let mut merged = current.clone();
+    for assignment in &assignments {
+        merged.set(assignment.parameter, assignment.value.clone());
+    }
+    let desired = merged.desired(rack)?;
+
+    let (flag, credentials): (Vec<Assignment>, Vec<Assignment>) = assignments
+        .into_iter()
+        .partition(|assignment| assignment.parameter == Parameter::Flag);
+    let ordered = match desired {
+        Desired::Enabled(_) => [credentials, flag].concat(),
+        Desired::Disabled => [flag, credentials].concat(),
+    };
+
+    Ok((merged, ordered))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const FIRST_LINE: &str =
+        "ecr_docker_hub_cache=true requires docker_hub_username and docker_hub_password.";
+
+    fn stored(
+        flag: Option<&str>,
+        username: Option<&str>,
+        password: Option<&str>,
+    ) -> StoredParameters {
+        StoredParameters {
+            flag: flag.map(str::to_owned),
+            username: username.map(str::to_owned),
+            password: password.map(Password::new),
+        }
+    }
+
+    fn assignments(arguments: &[&str]) -> Vec<Assignment> {
+        arguments
+            .iter()
+            .map(|argument| Assignment::parse(argument).unwrap())
+            .collect()
+    }
+
+    #[test]
+    fn desired_absent_flag_is_disabled() {
+        assert_eq!(
+            StoredParameters::default().desired("demo"),
+            Ok(Desired::Disabled)
+        );
+        assert_eq!(
+            stored(Some("false"), None, None).desired("demo"),
+            Ok(Desired::Disabled)
+        );
+    }
+
+    #[test]
+    fn desired_enabled_with_credentials() {
+        let desired = stored(Some("true"), Some("user"), Some("token")).desired("demo");
+
+        assert_eq!(
+            desired,
+            Ok(Desired::Enabled(Credentials {
+                username: "user".into(),
+                password: Password::new("token"),
+            }))
+        );
+    }
+
+    #[test]
+    fn desired_rejects_other_flag_values() {
+        for value in ["TRUE", "yes", "1", "", "True", " true"] {
+            let error = stored(Some(value), Some("user"), Some("token"))
+                .desired("demo")
+                .unwrap_err();
+
+            assert_eq!(
+                error,
+                SettingsError::InvalidFlag {
+                    rack: "demo".into(),
+                    value: value.into()
+                }
+            );
+            assert!(error.to_string().contains(&format!("{value:?}")));
+        }
+    }
+
+    #[test]
+    fn desired_requires_both_credentials() {
+        for (username, password) in [
+            (None, None),
+            (Some("user"), None),
+            (None, Some("token")),
+            (Some(""), Some("token")),
+            (Some("user"), Some("")),
+        ] {
+            let error = stored(Some("true"), username, password)
+                .desired("demo")
+                .unwrap_err();
+
+            assert_eq!(
+                error,
+                SettingsError::MissingCredentials {
+                    rack: "demo".into()
+                }
+            );
+            let message = error.to_string();
+            let lines: Vec<&str> = message.lines().collect();
+            assert_eq!(lines.len(), 3);
+            assert_eq!(lines[0], FIRST_LINE);
+            assert!(lines[1].starts_with("Set all three in one call: hubcache params set"));
+            assert!(lines[2].starts_with("Or set the two credentials first: hubcache params set"));
+        }
+    }
+
+    #[test]
+    fn password_is_masked() {
+        let password = Password::new("dckr_pat_secret");
+        let parameters = stored(Some("true"), Some("user"), Some("dckr_pat_secret"));
+        let assignment = Assignment::parse("docker_hub_password=dckr_pat_secret").unwrap();
+
+        assert_eq!(format!("{password}"), "********");
+        assert_eq!(format!("{password:?}"), "********");
+        assert!(!format!("{parameters:?}").contains("dckr_pat_secret"));
+        assert!(!format!("{assignment:?}").contains("dckr_pat_secret"));
+        assert_eq!(password.expose(), "dckr_pat_secret");
+    }
+
+    #[test]
+    fn assignment_parse_errors() {
+        assert_eq!(
+            Assignment::parse("docker_hub_token=x"),
+            Err(SettingsError::UnknownParameter {
+                key: "docker_hub_token".into()
+            })
+        );
+        assert_eq!(
+            Assignment::parse("ecr_docker_hub_cache"),
+            Err(SettingsError::MalformedAssignment {
+                argument: "ecr_docker_hub_cache".into()
+            })
+        );
+        assert_eq!(
+            Assignment::parse("docker_hub_username="),
+            Ok(Assignment {
+                parameter: Parameter::Username,
+                value: None
+            })
+        );
+        assert_eq!(
+            Assignment::parse("docker_hub_password=a=b")
+                .unwrap()
+                .value
+                .as_deref(),
+            Some("a=b")
+        );
+    }
+
+    #[test]
+    fn merge_enable_alone_with_stored_credentials() {
+        let current = stored(None, Some("user"), Some("token"));
+
+        let (merged, order) = merge(
+            "demo",
+            &current,
+            assignments(&["ecr_docker_hub_cache=true"]),
+        )
+        .unwrap();
+
+        assert_eq!(merged.flag.as_deref(), Some("true"));
+        assert_eq!(order, assignments(&["ecr_docker_hub_cache=true"]));
+    }
+
+    #[test]
+    fn merge_enable_writes_credentials_first() {
+        let (_, order) = merge(
+            "demo",
+            &StoredParameters::default(),
+            assignments(&[
+                "ecr_docker_hub_cache=true",
+                "docker_hub_username=user",
+                "docker_hub_password=token",
+            ]),
+        )
+        .unwrap();
+
+        let names: Vec<Parameter> = order.iter().map(|a| a.parameter).collect();
+        assert_eq!(
+            names,
+            [Parameter::Username, Parameter::Password, Parameter::Flag]
+        );
+    }
+
+    #[test]
+    fn merge_disable_writes_flag_first() {
+        let current = stored(Some("true"), Some("user"), Some("token"));
+
+        let (_, order) = merge(
+            "demo",
+            &current,
+            assignments(&["docker_hub_password=", "ecr_docker_hub_cache=false"]),
+        )
+        .unwrap();
+
+        let names: Vec<Parameter> = order.iter().map(|a| a.parameter).collect();
+        assert_eq!(names, [Parameter::Flag, Parameter::Password]);
+    }
+
+    #[test]
+    fn merge_rejects_enable_without_credentials() {
+        let error = merge(
+            "demo",
+            &stored(None, Some("user"), None),
+            assignments(&["ecr_docker_hub_cache=true"]),
+        )
+        .unwrap_err();
+
+        assert_eq!(
+            error,
+            SettingsError::MissingCredentials {
+                rack: "demo".into()
+            }
+        );
+    }
+
+    #[test]
+    fn merge_rejects_removing_credentials_while_enabled() {
+        let error = merge(
+            "demo",
+            &stored(Some("true"), Some("user"), Some("token")),
+            assignments(&["docker_hub_password="]),
+        )
+        .unwrap_err();
+
+        assert_eq!(
+            error,
+            SettingsError::MissingCredentials {
+                rack: "demo".into()
+            }
+        );
+    }
+}

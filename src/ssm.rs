@@ -1,0 +1,123 @@
+//! Reads and writes the rack parameters in SSM Parameter Store.
+
+use aws_sdk_ssm::Client;
+use aws_sdk_ssm::types::ParameterType;
+
+use crate::error::AwsError;
+use crate::names::Rack;
+use crate::settings::{Parameter, StoredParameters};
+
+/// Default parent path of every rack's parameters, as Convox lays them out.
+pub const DEFAULT_PARAMETER_PREFIX: &str = "/convox/";
+
+/// Returns the SSM path that contains `rack`'s parameters, such as `/convox/demo/`.
+pub fn rack_path(prefix: &str, rack: &Rack) -> String {
+    format!("{}/{rack}/", prefix.trim_end_matches('/'))
+}
+
+/// Returns the full SSM name of one of `rack`'s parameters.
+pub fn parameter_name(prefix: &str, rack: &Rack, parameter: Parameter) -> String {
+    format!("{}{}", rack_path(prefix, rack), parameter.name())
+}
+
+/// Reads the rack's three parameters, decrypting the password. Other
+/// parameters under the rack's path are left alone.
+pub async fn read(
+    client: &Client,
+    prefix: &str,
+    rack: &Rack,
+) -> Result<StoredParameters, AwsError> {
+    let path = rack_path(prefix, rack);
+    let mut stored = StoredParameters::default();
+
+    let mut pages = client
+        .get_parameters_by_path()
+        .path(&path)
+        .recursive(false)
+        .with_decryption(true)
+        .into_paginator()
+        .send();
+    while let Some(page) = pages.next().await {
+        let page = page.map_err(AwsError::from_sdk)?;
+        for found in page.parameters() {
+            let (Some(name), Some(value)) = (found.name(), found.value()) else {
+                continue;
+            };
+            let Some(parameter) = name.strip_prefix(&path).and_then(Parameter::from_name) else {
+                continue;
+            };
+            stored.set(parameter, Some(value.to_owned()));
+        }
+    }
+
+    Ok(stored)
+}
+
+/// Writes one parameter, the password as a SecureString, replacing any value.
+pub async fn write(
+    client: &Client,
+    prefix: &str,
+    rack: &Rack,
+    parameter: Parameter,
+    value: &str,
+) -> Result<(), AwsError> {
+    let kind = if parameter.is_secret() {
+        ParameterType::SecureString
+    } else {
+        ParameterType::String
+    };
+
+    client
+        .put_parameter()
+        .name(parameter_name(prefix, rack, parameter))
+        .value(value)
+        .r#type(kind)
+        .overwrite(true)
+        .send()
+        .await
+        .map_err(AwsError::from_sdk)?;
+    Ok(())
+}
+
+/// Deletes one parameter; an absent parameter is not an error.
+pub async fn delete(
+    client: &Client,
+    prefix: &str,
+    rack: &Rack,
+    parameter: Parameter,
+) -> Result<(), AwsError> {
+    let result = client
+        .delete_parameter()
+        .name(parameter_name(prefix, rack, parameter))
+        .send()
+        .await;
+
+    match result {
+        Ok(_) => Ok(()),
+        Err(error)
+            if error
+                .as_service_error()
+                .is_some_and(|e| e.is_parameter_not_found()) =>
+        {
+            Ok(())
+        }
+        Err(error) => Err(AwsError::from_sdk(error)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rack_path_joins_prefix() {
+        let rack = Rack::parse("demo").unwrap();
+
+        assert_eq!(rack_path("/convox/", &rack), "/convox/demo/");
+        assert_eq!(rack_path("/convox", &rack), "/convox/demo/");
+        assert_eq!(
+            parameter_name("/racks/", &rack, Parameter::Password),
+            "/racks/demo/docker_hub_password"
+        );
+    }
+}

@@ -1,0 +1,229 @@
+//! Runs the `hubcache` binary against the AWS emulator and checks its exact output.
+
+mod support;
+
+use std::process::{Command, Output};
+
+use hubcache::settings::Parameter;
+use serde_json::json;
+
+const FIRST_LINE: &str =
+    "ecr_docker_hub_cache=true requires docker_hub_username and docker_hub_password.";
+
+fn hubcache(endpoint: &str, arguments: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_hubcache"))
+        .args(arguments)
+        .env_clear()
+        .env("AWS_ACCESS_KEY_ID", "hubcache-test-key")
+        .env("AWS_SECRET_ACCESS_KEY", "hubcache-test-secret")
+        .env("AWS_REGION", support::REGION)
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .env("AWS_CONFIG_FILE", "/dev/null")
+        .env("AWS_SHARED_CREDENTIALS_FILE", "/dev/null")
+        .env("AWS_ENDPOINT_URL", endpoint)
+        .output()
+        .expect("running the hubcache binary")
+}
+
+fn run(arguments: &[&str]) -> Output {
+    hubcache(&support::endpoint(), arguments)
+}
+
+fn stdout(output: &Output) -> String {
+    String::from_utf8(output.stdout.clone()).unwrap()
+}
+
+fn stderr(output: &Output) -> String {
+    String::from_utf8(output.stderr.clone()).unwrap()
+}
+
+async fn stored(rack: &str) -> hubcache::settings::StoredParameters {
+    let (clients, _) = support::logged_clients();
+    hubcache::ssm::read(&clients.ssm, support::PREFIX, &support::rack(rack))
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn set_enable_without_credentials_fails() {
+    let output = run(&[
+        "params",
+        "set",
+        "ecr_docker_hub_cache=true",
+        "--rack",
+        "c-nocreds",
+    ]);
+
+    assert_eq!(output.status.code(), Some(1));
+    assert_eq!(stdout(&output), "");
+    assert_eq!(
+        stderr(&output),
+        format!(
+            "{FIRST_LINE}\n\
+             Set all three in one call: hubcache params set ecr_docker_hub_cache=true \
+             docker_hub_username=USER docker_hub_password=TOKEN --rack c-nocreds\n\
+             Or set the two credentials first: hubcache params set docker_hub_username=USER \
+             docker_hub_password=TOKEN --rack c-nocreds\n"
+        )
+    );
+    assert_eq!(stored("c-nocreds").await, Default::default());
+}
+
+#[tokio::test]
+async fn set_all_three_then_get() {
+    let set = run(&[
+        "params",
+        "set",
+        "ecr_docker_hub_cache=true",
+        "docker_hub_username=alice",
+        "docker_hub_password=dckr_pat_cli_secret",
+        "--rack",
+        "c-all",
+    ]);
+    let get = run(&["params", "get", "--rack", "c-all"]);
+
+    assert_eq!(stderr(&set), "");
+    assert_eq!(stdout(&set), "Setting parameters... OK\n");
+    assert!(set.status.success());
+    assert_eq!(
+        stdout(&get),
+        "ecr_docker_hub_cache  true\n\
+         docker_hub_username   alice\n\
+         docker_hub_password   ********\n"
+    );
+    assert!(!stdout(&get).contains("dckr_pat_cli_secret"));
+    let parameters = stored("c-all").await;
+    assert_eq!(
+        parameters.get(Parameter::Password),
+        Some("dckr_pat_cli_secret")
+    );
+}
+
+#[tokio::test]
+async fn password_stored_as_secure_string() {
+    let set = run(&[
+        "params",
+        "set",
+        "docker_hub_username=alice",
+        "docker_hub_password=token",
+        "--rack",
+        "c-secure",
+    ]);
+    assert!(set.status.success(), "{}", stderr(&set));
+    let (clients, _) = support::logged_clients();
+
+    let password = clients
+        .ssm
+        .get_parameter()
+        .name("/convox/c-secure/docker_hub_password")
+        .send()
+        .await
+        .unwrap();
+    let username = clients
+        .ssm
+        .get_parameter()
+        .name("/convox/c-secure/docker_hub_username")
+        .send()
+        .await
+        .unwrap();
+
+    let kind = |output: &aws_sdk_ssm::operation::get_parameter::GetParameterOutput| {
+        output
+            .parameter()
+            .unwrap()
+            .r#type()
+            .unwrap()
+            .as_str()
+            .to_owned()
+    };
+    assert_eq!(kind(&password), "SecureString");
+    assert_eq!(kind(&username), "String");
+}
+
+#[tokio::test]
+async fn set_flag_alone_with_stored_credentials() {
+    let credentials = run(&[
+        "params",
+        "set",
+        "docker_hub_username=alice",
+        "docker_hub_password=token",
+        "--rack",
+        "c-later",
+    ]);
+    assert!(credentials.status.success(), "{}", stderr(&credentials));
+
+    let enable = run(&[
+        "params",
+        "set",
+        "ecr_docker_hub_cache=true",
+        "--rack",
+        "c-later",
+    ]);
+
+    assert_eq!(stderr(&enable), "");
+    assert_eq!(stdout(&enable), "Setting parameters... OK\n");
+    assert_eq!(stored("c-later").await.flag.as_deref(), Some("true"));
+}
+
+#[tokio::test]
+async fn set_rejects_unknown_key() {
+    let output = run(&["params", "set", "docker_hub_token=x", "--rack", "c-unknown"]);
+
+    assert_eq!(output.status.code(), Some(1));
+    assert_eq!(
+        stderr(&output),
+        "Unknown parameter \"docker_hub_token\". hubcache manages ecr_docker_hub_cache, \
+         docker_hub_username and docker_hub_password.\n"
+    );
+    assert_eq!(stored("c-unknown").await, Default::default());
+}
+
+#[tokio::test]
+async fn reconcile_prints_changes() {
+    let (context, _) = support::context();
+    support::create_roles(&context.clients, &["c-reconcile-nodes".to_owned()]).await;
+    let set = run(&[
+        "params",
+        "set",
+        "ecr_docker_hub_cache=true",
+        "docker_hub_username=alice",
+        "docker_hub_password=token",
+        "--rack",
+        "C-Reconcile",
+    ]);
+    assert!(set.status.success(), "{}", stderr(&set));
+
+    let first = run(&["reconcile", "--rack", "C-Reconcile"]);
+    let second = run(&["reconcile", "--rack", "c-reconcile"]);
+
+    assert_eq!(stderr(&first), "");
+    assert_eq!(
+        stdout(&first),
+        "Rack c-reconcile: create secret ecr-pullthroughcache/c-reconcile\n\
+         Rack c-reconcile: create pull-through cache rule docker-hub-c-reconcile\n\
+         Rack c-reconcile: create IAM policy c-reconcile-ecr-pull-through\n\
+         Rack c-reconcile: attach IAM policy c-reconcile-ecr-pull-through to role c-reconcile-nodes\n"
+    );
+    assert_eq!(stdout(&second), "Rack c-reconcile: no changes\n");
+    let resources = support::rack_resources(&context.clients, &support::rack("c-reconcile")).await;
+    assert_eq!(
+        resources.secret.map(|(_, value)| value),
+        Some(json!({"username": "alice", "accessToken": "token"}))
+    );
+}
+
+#[test]
+fn long_rack_rejected_without_calls() {
+    // Nothing listens on port 9, so a call would fail with a connection error.
+    let output = hubcache(
+        "http://127.0.0.1:9",
+        &["reconcile", "--rack", "abcdefghijklmnopqrst"],
+    );
+
+    assert_eq!(output.status.code(), Some(1));
+    assert_eq!(
+        stderr(&output),
+        "Rack name \"abcdefghijklmnopqrst\" is 20 characters long, but at most 19 are allowed \
+         because the ECR repository prefix docker-hub-<rack> is limited to 30 characters.\n"
+    );
+}
