@@ -3,9 +3,11 @@
 use aws_config::SdkConfig;
 use lambda_runtime::{Diagnostic, LambdaEvent};
 use serde_json::{Value, json};
+use tokio::sync::OnceCell;
 use tracing::Instrument;
 
-use crate::error::Error;
+use crate::ecr;
+use crate::error::{AwsError, Error};
 use crate::events::{self, EventError, Trigger};
 use crate::names::Target;
 use crate::reconcile::{self, Clients, Context};
@@ -17,8 +19,16 @@ pub enum HandlerError {
     Event(#[from] EventError),
     #[error(transparent)]
     Reconcile(#[from] Error),
-    #[error("The invoked function ARN {arn:?} names no partition, region and account.")]
-    InvalidFunctionArn { arn: String },
+    #[error(
+        "The invoked function ARN {arn:?} names no account, and reading it from ECR failed: {source}"
+    )]
+    UnknownAccount {
+        arn: String,
+        #[source]
+        source: AwsError,
+    },
+    #[error("The invoked function ARN {arn:?} names no region, and AWS_REGION is not set.")]
+    UnknownRegion { arn: String },
 }
 
 impl From<HandlerError> for Diagnostic {
@@ -26,7 +36,9 @@ impl From<HandlerError> for Diagnostic {
         let error_type = match &error {
             HandlerError::Event(_) => "InvalidEvent",
             HandlerError::Reconcile(inner) => inner.kind(),
-            HandlerError::InvalidFunctionArn { .. } => "InvalidFunctionArn",
+            HandlerError::UnknownAccount { .. } | HandlerError::UnknownRegion { .. } => {
+                "UnknownTarget"
+            }
         };
         Diagnostic {
             error_type: error_type.to_owned(),
@@ -39,6 +51,9 @@ impl From<HandlerError> for Diagnostic {
 pub struct Handler {
     clients: Clients,
     parameter_prefix: String,
+    region: Option<String>,
+    /// Target learned from ECR when the function ARN names none.
+    fallback_target: OnceCell<Target>,
 }
 
 impl Handler {
@@ -46,6 +61,8 @@ impl Handler {
         Self {
             clients: Clients::new(config),
             parameter_prefix,
+            region: config.region().map(ToString::to_string),
+            fallback_target: OnceCell::new(),
         }
     }
 
@@ -73,9 +90,7 @@ impl Handler {
             }
         };
 
-        let arn = &event.context.invoked_function_arn;
-        let target = Target::from_arn(arn)
-            .ok_or_else(|| HandlerError::InvalidFunctionArn { arn: arn.clone() })?;
+        let target = self.target(&event.context.invoked_function_arn).await?;
         let context = Context {
             clients: self.clients.clone(),
             target,
@@ -90,5 +105,37 @@ impl Handler {
             "enabled": report.enabled,
             "changes": changes,
         }))
+    }
+
+    /// Returns the account, partition and region from the function ARN, as
+    /// Lambda sets it. Local runtimes such as `cargo lambda watch` pass a
+    /// placeholder instead, so then the region comes from the SDK
+    /// configuration and the account from ECR, once per process.
+    async fn target(&self, arn: &str) -> Result<Target, HandlerError> {
+        if let Some(target) = Target::from_arn(arn) {
+            return Ok(target);
+        }
+
+        let target = self
+            .fallback_target
+            .get_or_try_init(|| async {
+                let region = self.region.clone().ok_or_else(|| HandlerError::UnknownRegion {
+                    arn: arn.to_owned(),
+                })?;
+                let account = ecr::registry_id(&self.clients.ecr).await.map_err(|source| {
+                    HandlerError::UnknownAccount {
+                        arn: arn.to_owned(),
+                        source,
+                    }
+                })?;
+                tracing::warn!(%arn, %account, %region, "function ARN names no account; using ECR's registry id");
+                Ok::<_, HandlerError>(Target {
+                    partition: Target::partition_of(&region).to_owned(),
+                    region,
+                    account,
+                })
+            })
+            .await?;
+        Ok(target.clone())
     }
 }

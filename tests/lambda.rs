@@ -113,3 +113,22 @@ async fn handler_rejects_long_rack_without_calls() {
          30 characters."
     );
 }
+
+#[tokio::test]
+async fn handler_placeholder_arn_uses_registry() {
+    let (context, _log) = support::context();
+    let rack = support::enabled_rack(&context, "t-local-arn", "token-1").await;
+    let handler = Handler::new(&support::sdk_config(), support::PREFIX.into());
+    let mut event = invocation(json!({"rack": "t-local-arn"}));
+    // cargo lambda watch passes this placeholder instead of a function ARN.
+    event.context.invoked_function_arn = "function-arn".into();
+
+    let result = handler.handle(event).await.unwrap();
+
+    assert_eq!(result["changes"].as_array().unwrap().len(), 4, "{result}");
+    let resources = support::rack_resources(&context.clients, &rack).await;
+    assert_eq!(
+        resources.policy_document.unwrap()["Statement"][0]["Resource"],
+        "arn:aws:ecr:us-east-1:123456789012:repository/docker-hub-t-local-arn/*"
+    );
+}
