@@ -178,7 +178,7 @@ async fn set_parameters(
         .collect::<Result<Vec<_>, _>>()?;
 
     let current = read_parameters(clients, prefix, rack).await?;
-    let (_, ordered) = settings::merge(rack.as_str(), &current, assignments)?;
+    let (_, ordered) = settings::merge(rack, &current, assignments)?;
 
     print!("Setting parameters... ");
     for assignment in &ordered {
@@ -206,13 +206,19 @@ async fn set_parameters(
 async fn get_parameters(clients: &Clients, prefix: &str, rack: &Rack) -> Result<(), CliError> {
     let current = read_parameters(clients, prefix, rack).await?;
 
+    let width = Parameter::ALL
+        .iter()
+        .map(|parameter| parameter.name().len())
+        .max()
+        .unwrap_or(0)
+        + 2;
     for parameter in Parameter::ALL {
         let value = match (current.get(parameter), parameter.is_secret()) {
             (None, _) => "(not set)",
             (Some(_), true) => Password::MASK,
             (Some(value), false) => value,
         };
-        println!("{:<22}{value}", parameter.name());
+        println!("{:<width$}{value}", parameter.name());
     }
     Ok(())
 }

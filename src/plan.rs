@@ -6,7 +6,7 @@ use std::fmt;
 use serde_json::{Value, json};
 
 use crate::names::{Rack, Target, UPSTREAM_REGISTRY_URL};
-use crate::settings::Desired;
+use crate::settings::{Desired, NodeRoles};
 
 /// IAM keeps at most five versions of a managed policy.
 pub const MAX_POLICY_VERSIONS: usize = 5;
@@ -72,7 +72,7 @@ pub struct Observed {
     pub secret: Option<ObservedSecret>,
     pub rule: Option<ObservedRule>,
     pub policy: Option<ObservedPolicy>,
-    /// The rack's node roles that exist in IAM. Read only when enabling.
+    /// The desired node roles that exist in IAM. Read only when enabling.
     pub node_roles: Vec<String>,
 }
 
@@ -131,10 +131,11 @@ impl fmt::Display for Action {
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum PlanError {
     #[error(
-        "Rack {rack}: IAM role {role} not found. hubcache attaches policy {policy} to the rack's \
-         node role, so check the rack name or install the rack first."
+        "Rack {rack}: IAM role {role} not found, so policy {policy} cannot be attached to it. \
+         Check the rack name and parameter ecr_docker_hub_cache_node_roles, or install the rack \
+         first."
     )]
-    NodesRoleMissing {
+    NodeRoleMissing {
         rack: String,
         role: String,
         policy: String,
@@ -163,21 +164,28 @@ pub fn policy_document(target: &Target, rack: &Rack) -> Value {
 /// An empty plan means the rack has converged.
 pub fn plan(rack: &Rack, desired: &Desired, observed: &Observed) -> Result<Vec<Action>, PlanError> {
     match desired {
-        Desired::Enabled(_) => plan_enable(rack, observed),
+        Desired::Enabled(cache) => plan_enable(rack, &cache.node_roles, observed),
         Desired::Disabled => Ok(plan_disable(rack, observed)),
     }
 }
 
-fn plan_enable(rack: &Rack, observed: &Observed) -> Result<Vec<Action>, PlanError> {
+fn plan_enable(
+    rack: &Rack,
+    roles: &NodeRoles,
+    observed: &Observed,
+) -> Result<Vec<Action>, PlanError> {
     let secret = rack.secret_name();
     let prefix = rack.rule_prefix();
     let policy = rack.policy_name();
 
-    let nodes_role = rack.nodes_role();
-    if !observed.node_roles.contains(&nodes_role) {
-        return Err(PlanError::NodesRoleMissing {
+    if let Some(missing) = roles
+        .required
+        .iter()
+        .find(|role| !observed.node_roles.contains(role))
+    {
+        return Err(PlanError::NodeRoleMissing {
             rack: rack.to_string(),
-            role: nodes_role,
+            role: missing.clone(),
             policy,
         });
     }
@@ -248,7 +256,10 @@ fn plan_enable(rack: &Rack, observed: &Observed) -> Result<Vec<Action>, PlanErro
                 .collect()
         }
     };
-    for role in &observed.node_roles {
+    for role in roles
+        .all()
+        .filter(|role| observed.node_roles.contains(role))
+    {
         if !attached_roles.contains(&role.as_str()) {
             actions.push(Action::AttachPolicy {
                 policy: policy.clone(),
@@ -298,7 +309,7 @@ fn plan_disable(rack: &Rack, observed: &Observed) -> Vec<Action> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::settings::{Credentials, Password};
+    use crate::settings::{Credentials, EnabledCache, Password};
 
     const SECRET_ARN: &str =
         "arn:aws:secretsmanager:us-east-1:123456789012:secret:ecr-pullthroughcache/demo-AbCdEf";
@@ -308,9 +319,12 @@ mod tests {
     }
 
     fn enabled() -> Desired {
-        Desired::Enabled(Credentials {
-            username: "user".into(),
-            password: Password::new("token"),
+        Desired::Enabled(EnabledCache {
+            credentials: Credentials {
+                username: "user".into(),
+                password: Password::new("token"),
+            },
+            node_roles: NodeRoles::default_for(&rack()),
         })
     }
 
@@ -482,10 +496,37 @@ mod tests {
 
         assert_eq!(
             error.to_string(),
-            "Rack demo: IAM role demo-nodes not found. hubcache attaches policy \
-             demo-ecr-pull-through to the rack's node role, so check the rack name or install \
-             the rack first."
+            "Rack demo: IAM role demo-nodes not found, so policy demo-ecr-pull-through cannot be \
+             attached to it. Check the rack name and parameter ecr_docker_hub_cache_node_roles, \
+             or install the rack first."
         );
+    }
+
+    #[test]
+    fn enable_attaches_listed_roles() {
+        let Desired::Enabled(mut cache) = enabled() else {
+            unreachable!()
+        };
+        cache.node_roles = NodeRoles {
+            required: vec!["eks-a".into(), "eks-b".into()],
+            optional: vec![],
+        };
+        let listed = Desired::Enabled(cache);
+        let mut observed = converged();
+        observed.node_roles = vec!["eks-a".into(), "eks-b".into()];
+
+        let actions = plan(&rack(), &listed, &observed).unwrap();
+        observed.node_roles.pop();
+        let error = plan(&rack(), &listed, &observed).unwrap_err();
+
+        assert_eq!(
+            descriptions(&actions),
+            [
+                "attach IAM policy demo-ecr-pull-through to role eks-a",
+                "attach IAM policy demo-ecr-pull-through to role eks-b",
+            ]
+        );
+        assert!(matches!(error, PlanError::NodeRoleMissing { ref role, .. } if role == "eks-b"));
     }
 
     #[test]

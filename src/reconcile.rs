@@ -46,6 +46,10 @@ pub struct Report {
     pub rack: Rack,
     pub enabled: bool,
     pub changes: Vec<Action>,
+    /// ARN of the rack's secret, when the cache is enabled.
+    pub secret_arn: Option<String>,
+    /// ARN of the rack's policy, when the cache is enabled.
+    pub policy_arn: Option<String>,
 }
 
 /// Reconciles `rack` with its stored parameters.
@@ -80,31 +84,37 @@ async fn reconcile_rack(context: &Context, rack: &Rack) -> Result<Report, Error>
             ),
             source,
         })?;
-    let desired = parameters.desired(rack.as_str())?;
+    let desired = parameters.desired(rack)?;
 
-    let observed = observe(context, rack, &desired).await?;
+    converge(context, rack, &desired).await
+}
 
-    let actions = plan::plan(rack, &desired, &observed)?;
+/// Brings `rack`'s resources to `desired`, whatever its parameters say.
+/// The CloudFormation Delete uses it to remove a rack's cache.
+pub async fn converge(context: &Context, rack: &Rack, desired: &Desired) -> Result<Report, Error> {
+    let observed = observe(context, rack, desired).await?;
+
+    let actions = plan::plan(rack, desired, &observed)?;
     if actions.is_empty() {
-        tracing::debug!("no changes");
+        tracing::debug!(rack = %rack, "no changes");
     }
 
-    apply(context, rack, &desired, &observed, &actions).await?;
+    let arns = apply(context, rack, desired, &observed, &actions).await?;
 
+    let enabled = desired.is_enabled();
     Ok(Report {
         rack: rack.clone(),
-        enabled: matches!(desired, Desired::Enabled(_)),
+        enabled,
         changes: actions,
+        secret_arn: arns.secret.filter(|_| enabled),
+        policy_arn: Some(arns.policy).filter(|_| enabled),
     })
 }
 
 /// Reads what the plan needs, the three services at once.
 pub async fn observe(context: &Context, rack: &Rack, desired: &Desired) -> Result<Observed, Error> {
     let clients = &context.clients;
-    let credentials = match desired {
-        Desired::Enabled(credentials) => Some(credentials),
-        Desired::Disabled => None,
-    };
+    let credentials = desired.credentials();
     let read_failed = |resource: String| {
         let rack = rack.to_string();
         move |source| Error::ReadFailed {
@@ -159,9 +169,9 @@ async fn observe_policy_and_roles(
     };
 
     let policy = iam::observe(iam_client, &arn, &document, versions).await?;
-    if *desired == Desired::Disabled {
+    let Desired::Enabled(cache) = desired else {
         return Ok((policy, Vec::new()));
-    }
+    };
 
     let attached: Vec<String> = policy
         .iter()
@@ -171,8 +181,7 @@ async fn observe_policy_and_roles(
             _ => None,
         })
         .collect();
-    let [karpenter, build] = rack.optional_node_roles();
-    let candidates = [rack.nodes_role(), karpenter, build];
+    let candidates: Vec<String> = cache.node_roles.all().cloned().collect();
     let node_roles = iam::existing_roles(iam_client, &candidates, &attached).await?;
 
     Ok((policy, node_roles))
@@ -190,7 +199,7 @@ async fn apply(
     desired: &Desired,
     observed: &Observed,
     actions: &[Action],
-) -> Result<(), Error> {
+) -> Result<Arns, Error> {
     let mut arns = Arns {
         secret: observed.secret.as_ref().map(|secret| secret.arn.clone()),
         policy: observed.policy.as_ref().map_or_else(
@@ -198,10 +207,7 @@ async fn apply(
             |policy| policy.arn.clone(),
         ),
     };
-    let credentials = match desired {
-        Desired::Enabled(credentials) => Some(credentials),
-        Desired::Disabled => None,
-    };
+    let credentials = desired.credentials();
 
     for action in actions {
         apply_one(context, rack, credentials, action, &mut arns)
@@ -213,7 +219,7 @@ async fn apply(
             })?;
         info!(rack = %rack, change = %action, "applied");
     }
-    Ok(())
+    Ok(arns)
 }
 
 async fn apply_one(

@@ -3,6 +3,8 @@
 
 use std::fmt;
 
+use crate::names::Rack;
+
 /// One of the three rack parameters hubcache reads.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Parameter {
@@ -12,16 +14,25 @@ pub enum Parameter {
     Username,
     /// `docker_hub_password`: a read-only Docker Hub access token.
     Password,
+    /// `ecr_docker_hub_cache_node_roles`: comma-separated IAM roles to attach
+    /// the pull-through policy to, in place of the rack's default node roles.
+    NodeRoles,
 }
 
 impl Parameter {
-    pub const ALL: [Parameter; 3] = [Parameter::Flag, Parameter::Username, Parameter::Password];
+    pub const ALL: [Parameter; 4] = [
+        Parameter::Flag,
+        Parameter::Username,
+        Parameter::Password,
+        Parameter::NodeRoles,
+    ];
 
     pub fn name(self) -> &'static str {
         match self {
             Parameter::Flag => "ecr_docker_hub_cache",
             Parameter::Username => "docker_hub_username",
             Parameter::Password => "docker_hub_password",
+            Parameter::NodeRoles => "ecr_docker_hub_cache_node_roles",
         }
     }
 
@@ -79,6 +90,7 @@ pub struct StoredParameters {
     pub flag: Option<String>,
     pub username: Option<String>,
     pub password: Option<Password>,
+    pub node_roles: Option<String>,
 }
 
 /// Docker Hub credentials, both non-empty.
@@ -88,11 +100,55 @@ pub struct Credentials {
     pub password: Password,
 }
 
+/// IAM roles the pull-through policy is attached to.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NodeRoles {
+    /// Roles that must exist: enabling fails before any write without them.
+    pub required: Vec<String>,
+    /// Roles attached to only where they exist.
+    pub optional: Vec<String>,
+}
+
+impl NodeRoles {
+    /// Returns the rack's default roles: `<rack>-nodes`, and
+    /// `<rack>-karpenter-nodes` and `<rack>-build-nodes` where they exist.
+    pub fn default_for(rack: &Rack) -> Self {
+        Self {
+            required: vec![rack.nodes_role()],
+            optional: rack.optional_node_roles().to_vec(),
+        }
+    }
+
+    pub fn all(&self) -> impl Iterator<Item = &String> {
+        self.required.iter().chain(&self.optional)
+    }
+}
+
 /// Desired state of a rack's cache, from its parameters.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Desired {
     Disabled,
-    Enabled(Credentials),
+    Enabled(EnabledCache),
+}
+
+/// Settings of an enabled cache.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct EnabledCache {
+    pub credentials: Credentials,
+    pub node_roles: NodeRoles,
+}
+
+impl Desired {
+    pub fn credentials(&self) -> Option<&Credentials> {
+        match self {
+            Desired::Enabled(cache) => Some(&cache.credentials),
+            Desired::Disabled => None,
+        }
+    }
+
+    pub fn is_enabled(&self) -> bool {
+        matches!(self, Desired::Enabled(_))
+    }
 }
 
 /// An invalid parameter value or combination.
@@ -120,6 +176,12 @@ pub enum SettingsError {
         "Argument {argument:?} is not of the form KEY=VALUE, for example ecr_docker_hub_cache=true."
     )]
     MalformedAssignment { argument: String },
+    #[error(
+        "Parameter ecr_docker_hub_cache_node_roles of rack {rack} must be IAM role names separated \
+         by commas, but it is {value:?}. A role name has 1 to 64 letters, digits and +=,.@_- \
+         characters."
+    )]
+    InvalidNodeRoles { rack: String, value: String },
 }
 
 impl StoredParameters {
@@ -128,6 +190,7 @@ impl StoredParameters {
             Parameter::Flag => self.flag.as_deref(),
             Parameter::Username => self.username.as_deref(),
             Parameter::Password => self.password.as_ref().map(Password::expose),
+            Parameter::NodeRoles => self.node_roles.as_deref(),
         }
     }
 
@@ -136,21 +199,23 @@ impl StoredParameters {
             Parameter::Flag => self.flag = value,
             Parameter::Username => self.username = value,
             Parameter::Password => self.password = value.map(Password::new),
+            Parameter::NodeRoles => self.node_roles = value,
         }
     }
 
-    /// Validates the parameters of `rack` and returns what they ask for.
-    pub fn desired(&self, rack: &str) -> Result<Desired, SettingsError> {
+    /// Validates the parameters of `rack` and returns the desired state.
+    pub fn desired(&self, rack: &Rack) -> Result<Desired, SettingsError> {
         let enabled = match self.flag.as_deref() {
             None | Some("false") => false,
             Some("true") => true,
             Some(other) => {
                 return Err(SettingsError::InvalidFlag {
-                    rack: rack.to_owned(),
+                    rack: rack.to_string(),
                     value: other.to_owned(),
                 });
             }
         };
+        let node_roles = self.node_roles(rack)?;
         if !enabled {
             return Ok(Desired::Disabled);
         }
@@ -163,15 +228,52 @@ impl StoredParameters {
             .unwrap_or_default();
         if username.is_empty() || password.is_empty() {
             return Err(SettingsError::MissingCredentials {
-                rack: rack.to_owned(),
+                rack: rack.to_string(),
             });
         }
 
-        Ok(Desired::Enabled(Credentials {
-            username: username.to_owned(),
-            password: Password::new(password),
+        Ok(Desired::Enabled(EnabledCache {
+            credentials: Credentials {
+                username: username.to_owned(),
+                password: Password::new(password),
+            },
+            node_roles,
         }))
     }
+
+    /// Returns the listed node roles, or the rack's default roles when none are listed.
+    fn node_roles(&self, rack: &Rack) -> Result<NodeRoles, SettingsError> {
+        let Some(value) = self.node_roles.as_deref() else {
+            return Ok(NodeRoles::default_for(rack));
+        };
+        let invalid = || SettingsError::InvalidNodeRoles {
+            rack: rack.to_string(),
+            value: value.to_owned(),
+        };
+
+        let mut required: Vec<String> = Vec::new();
+        for name in value.split(',').map(str::trim) {
+            if !is_role_name(name) {
+                return Err(invalid());
+            }
+            if !required.iter().any(|known| known == name) {
+                required.push(name.to_owned());
+            }
+        }
+
+        Ok(NodeRoles {
+            required,
+            optional: Vec::new(),
+        })
+    }
+}
+
+/// Returns whether `name` matches IAM's role name pattern `[\w+=,.@-]{1,64}`.
+fn is_role_name(name: &str) -> bool {
+    (1..=64).contains(&name.len())
+        && name
+            .bytes()
+            .all(|byte| byte.is_ascii_alphanumeric() || b"_+=.@-".contains(&byte))
 }
 
 /// One `KEY=VALUE` argument of `params set`. An empty value removes the parameter.
@@ -227,7 +329,7 @@ fn mask_value(argument: &str) -> String {
 /// the flag first otherwise, so a reader never sees the cache enabled without
 /// credentials.
 pub fn merge(
-    rack: &str,
+    rack: &Rack,
     current: &StoredParameters,
     assignments: Vec<Assignment>,
 ) -> Result<(StoredParameters, Vec<Assignment>), SettingsError> {
@@ -237,12 +339,12 @@ pub fn merge(
     }
     let desired = merged.desired(rack)?;
 
-    let (flag, credentials): (Vec<Assignment>, Vec<Assignment>) = assignments
+    let (flag, others): (Vec<Assignment>, Vec<Assignment>) = assignments
         .into_iter()
         .partition(|assignment| assignment.parameter == Parameter::Flag);
     let ordered = match desired {
-        Desired::Enabled(_) => [credentials, flag].concat(),
-        Desired::Disabled => [flag, credentials].concat(),
+        Desired::Enabled(_) => [others, flag].concat(),
+        Desired::Disabled => [flag, others].concat(),
     };
 
     Ok((merged, ordered))
@@ -255,6 +357,10 @@ mod tests {
     const FIRST_LINE: &str =
         "ecr_docker_hub_cache=true requires docker_hub_username and docker_hub_password.";
 
+    fn demo() -> Rack {
+        Rack::parse("demo").unwrap()
+    }
+
     fn stored(
         flag: Option<&str>,
         username: Option<&str>,
@@ -264,6 +370,7 @@ mod tests {
             flag: flag.map(str::to_owned),
             username: username.map(str::to_owned),
             password: password.map(Password::new),
+            node_roles: None,
         }
     }
 
@@ -277,33 +384,69 @@ mod tests {
     #[test]
     fn desired_absent_flag_is_disabled() {
         assert_eq!(
-            StoredParameters::default().desired("demo"),
+            StoredParameters::default().desired(&demo()),
             Ok(Desired::Disabled)
         );
         assert_eq!(
-            stored(Some("false"), None, None).desired("demo"),
+            stored(Some("false"), None, None).desired(&demo()),
             Ok(Desired::Disabled)
         );
     }
 
     #[test]
     fn desired_enabled_with_credentials() {
-        let desired = stored(Some("true"), Some("user"), Some("token")).desired("demo");
+        let desired = stored(Some("true"), Some("user"), Some("token")).desired(&demo());
 
         assert_eq!(
             desired,
-            Ok(Desired::Enabled(Credentials {
-                username: "user".into(),
-                password: Password::new("token"),
+            Ok(Desired::Enabled(EnabledCache {
+                credentials: Credentials {
+                    username: "user".into(),
+                    password: Password::new("token"),
+                },
+                node_roles: NodeRoles {
+                    required: vec!["demo-nodes".into()],
+                    optional: vec!["demo-karpenter-nodes".into(), "demo-build-nodes".into()],
+                },
             }))
         );
+    }
+
+    #[test]
+    fn desired_listed_node_roles() {
+        let mut parameters = stored(Some("true"), Some("user"), Some("token"));
+        parameters.node_roles = Some("eks-nodes, gpu-nodes,eks-nodes".into());
+
+        let Ok(Desired::Enabled(cache)) = parameters.desired(&demo()) else {
+            panic!("expected an enabled cache");
+        };
+
+        assert_eq!(cache.node_roles.required, ["eks-nodes", "gpu-nodes"]);
+        assert_eq!(cache.node_roles.optional, Vec::<String>::new());
+    }
+
+    #[test]
+    fn desired_rejects_invalid_node_roles() {
+        for value in ["", "a,,b", "has space", "slash/role", &"r".repeat(65)] {
+            let mut parameters = stored(Some("false"), None, None);
+            parameters.node_roles = Some(value.to_owned());
+
+            assert_eq!(
+                parameters.desired(&demo()),
+                Err(SettingsError::InvalidNodeRoles {
+                    rack: "demo".into(),
+                    value: value.to_owned(),
+                }),
+                "{value:?}"
+            );
+        }
     }
 
     #[test]
     fn desired_rejects_other_flag_values() {
         for value in ["TRUE", "yes", "1", "", "True", " true"] {
             let error = stored(Some(value), Some("user"), Some("token"))
-                .desired("demo")
+                .desired(&demo())
                 .unwrap_err();
 
             assert_eq!(
@@ -327,7 +470,7 @@ mod tests {
             (Some("user"), Some("")),
         ] {
             let error = stored(Some("true"), username, password)
-                .desired("demo")
+                .desired(&demo())
                 .unwrap_err();
 
             assert_eq!(
@@ -393,7 +536,7 @@ mod tests {
         let current = stored(None, Some("user"), Some("token"));
 
         let (merged, order) = merge(
-            "demo",
+            &demo(),
             &current,
             assignments(&["ecr_docker_hub_cache=true"]),
         )
@@ -406,7 +549,7 @@ mod tests {
     #[test]
     fn merge_enable_writes_credentials_first() {
         let (_, order) = merge(
-            "demo",
+            &demo(),
             &StoredParameters::default(),
             assignments(&[
                 "ecr_docker_hub_cache=true",
@@ -428,7 +571,7 @@ mod tests {
         let current = stored(Some("true"), Some("user"), Some("token"));
 
         let (_, order) = merge(
-            "demo",
+            &demo(),
             &current,
             assignments(&["docker_hub_password=", "ecr_docker_hub_cache=false"]),
         )
@@ -441,7 +584,7 @@ mod tests {
     #[test]
     fn merge_rejects_enable_without_credentials() {
         let error = merge(
-            "demo",
+            &demo(),
             &stored(None, Some("user"), None),
             assignments(&["ecr_docker_hub_cache=true"]),
         )
@@ -458,7 +601,7 @@ mod tests {
     #[test]
     fn merge_rejects_removing_credentials_while_enabled() {
         let error = merge(
-            "demo",
+            &demo(),
             &stored(Some("true"), Some("user"), Some("token")),
             assignments(&["docker_hub_password="]),
         )

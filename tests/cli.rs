@@ -87,9 +87,10 @@ async fn set_all_three_then_get() {
     assert!(set.status.success());
     assert_eq!(
         stdout(&get),
-        "ecr_docker_hub_cache  true\n\
-         docker_hub_username   alice\n\
-         docker_hub_password   ********\n"
+        "ecr_docker_hub_cache             true\n\
+         docker_hub_username              alice\n\
+         docker_hub_password              ********\n\
+         ecr_docker_hub_cache_node_roles  (not set)\n"
     );
     assert!(!stdout(&get).contains("dckr_pat_cli_secret"));
     let parameters = stored("c-all").await;

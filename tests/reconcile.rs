@@ -274,3 +274,57 @@ async fn disabling_one_rack_keeps_another() {
         None
     );
 }
+
+#[tokio::test]
+async fn listed_node_roles_replace_defaults() {
+    let (context, _log) = context();
+    let rack = support::rack("t-roles");
+    let roles = ["t-roles-eks".to_owned(), "t-roles-gpu".to_owned()];
+    support::create_roles(&context.clients, &roles).await;
+    store_parameters(
+        &context.clients,
+        &rack,
+        Some("true"),
+        Some("alice"),
+        Some("token"),
+    )
+    .await;
+    hubcache::ssm::write(
+        &context.clients.ssm,
+        support::PREFIX,
+        &rack,
+        hubcache::settings::Parameter::NodeRoles,
+        "t-roles-eks,t-roles-gpu",
+    )
+    .await
+    .unwrap();
+
+    let report = reconcile(&context, &rack).await.unwrap();
+
+    assert_eq!(
+        report
+            .changes
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()[3..],
+        [
+            "attach IAM policy t-roles-ecr-pull-through to role t-roles-eks",
+            "attach IAM policy t-roles-ecr-pull-through to role t-roles-gpu",
+        ]
+    );
+    let attached = context
+        .clients
+        .iam
+        .list_entities_for_policy()
+        .policy_arn(support::target().policy_arn(&rack))
+        .send()
+        .await
+        .unwrap();
+    let mut names: Vec<&str> = attached
+        .policy_roles()
+        .iter()
+        .filter_map(|role| role.role_name())
+        .collect();
+    names.sort_unstable();
+    assert_eq!(names, ["t-roles-eks", "t-roles-gpu"]);
+}
