@@ -10,7 +10,7 @@ use crate::error::{AwsError, Error};
 use crate::names::{Rack, Target};
 use crate::reconcile::{self, Clients, Context};
 use crate::settings::{self, Assignment, Parameter, Password};
-use crate::ssm;
+use crate::{params, ssm};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -78,6 +78,8 @@ enum CliError {
     Reconcile(#[from] Error),
     #[error(transparent)]
     Settings(#[from] settings::SettingsError),
+    #[error(transparent)]
+    Params(#[from] params::ParamsError),
     #[error(transparent)]
     RackName(#[from] crate::names::RackNameError),
     #[error("Failed to {step}: {source}")]
@@ -177,29 +179,9 @@ async fn set_parameters(
         .map(|argument| Assignment::parse(argument))
         .collect::<Result<Vec<_>, _>>()?;
 
-    let current = read_parameters(clients, prefix, rack).await?;
-    let (_, ordered) = settings::merge(rack, &current, assignments)?;
+    params::set(&clients.ssm, prefix, rack, assignments).await?;
 
-    print!("Setting parameters... ");
-    for assignment in &ordered {
-        let result = match &assignment.value {
-            Some(value) => {
-                ssm::write(&clients.ssm, prefix, rack, assignment.parameter, value).await
-            }
-            None => ssm::delete(&clients.ssm, prefix, rack, assignment.parameter).await,
-        };
-        result.map_err(|source| {
-            println!("FAILED");
-            CliError::Aws {
-                step: format!(
-                    "write {}",
-                    ssm::parameter_name(prefix, rack, assignment.parameter)
-                ),
-                source,
-            }
-        })?;
-    }
-    println!("OK");
+    println!("Setting parameters... OK");
     Ok(())
 }
 

@@ -3,14 +3,19 @@
 use aws_config::SdkConfig;
 use lambda_runtime::{Diagnostic, LambdaEvent};
 use serde_json::{Value, json};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
 use tokio::sync::OnceCell;
+use tokio::time::Instant;
 use tracing::Instrument;
 
+use crate::custom_resource::{self, Outcome, Request, UnanswerableRequest};
 use crate::ecr;
 use crate::error::{AwsError, Error};
 use crate::events::{self, EventError, Trigger};
 use crate::names::Target;
 use crate::reconcile::{self, Clients, Context};
+use crate::response_url::{self, PutError};
 
 /// Failure of an invocation, as the Lambda runtime reports it.
 #[derive(Debug, thiserror::Error)]
@@ -29,6 +34,12 @@ pub enum HandlerError {
     },
     #[error("The invoked function ARN {arn:?} names no region, and AWS_REGION is not set.")]
     UnknownRegion { arn: String },
+    #[error(transparent)]
+    UnanswerableRequest(#[from] UnanswerableRequest),
+    #[error(
+        "The CloudFormation response was not delivered: {0}. The stack waits until its ServiceTimeout."
+    )]
+    ResponseNotSent(#[from] PutError),
 }
 
 impl From<HandlerError> for Diagnostic {
@@ -39,6 +50,8 @@ impl From<HandlerError> for Diagnostic {
             HandlerError::UnknownAccount { .. } | HandlerError::UnknownRegion { .. } => {
                 "UnknownTarget"
             }
+            HandlerError::UnanswerableRequest(_) => "InvalidEvent",
+            HandlerError::ResponseNotSent(_) => "ResponseNotSent",
         };
         Diagnostic {
             error_type: error_type.to_owned(),
@@ -52,18 +65,37 @@ pub struct Handler {
     clients: Clients,
     parameter_prefix: String,
     region: Option<String>,
+    /// Time kept back from the Lambda deadline to send a CloudFormation response.
+    response_margin: Duration,
     /// Target learned from ECR when the function ARN names none.
     fallback_target: OnceCell<Target>,
 }
 
 impl Handler {
     pub fn new(config: &SdkConfig, parameter_prefix: String) -> Self {
+        let region = config.region().map(ToString::to_string);
+        Self::with_clients(Clients::new(config), parameter_prefix, region)
+    }
+
+    pub fn with_clients(
+        clients: Clients,
+        parameter_prefix: String,
+        region: Option<String>,
+    ) -> Self {
         Self {
-            clients: Clients::new(config),
+            clients,
             parameter_prefix,
-            region: config.region().map(ToString::to_string),
+            region,
+            response_margin: DEFAULT_RESPONSE_MARGIN,
             fallback_target: OnceCell::new(),
         }
+    }
+
+    /// Sets the time kept back from the Lambda deadline to send a
+    /// CloudFormation response.
+    pub fn with_response_margin(mut self, margin: Duration) -> Self {
+        self.response_margin = margin;
+        self
     }
 
     /// Handles one invocation and returns what it changed.
@@ -72,11 +104,16 @@ impl Handler {
     /// ARN, so the function needs no extra call to learn them.
     pub async fn handle(&self, event: LambdaEvent<Value>) -> Result<Value, HandlerError> {
         let span = tracing::info_span!("invocation", request_id = %event.context.request_id);
-        self.handle_in_span(event).instrument(span).await
+        // Boxed: the futures of a reconcile are large, and the runtime nests them deeply.
+        Box::pin(self.handle_in_span(event).instrument(span)).await
     }
 
     async fn handle_in_span(&self, event: LambdaEvent<Value>) -> Result<Value, HandlerError> {
-        tracing::trace!(payload = %event.payload, "received");
+        // The payload is never logged: a CloudFormation request carries the
+        // ResponseURL, a bearer credential, and the Docker Hub password.
+        if custom_resource::is_request(&event.payload) {
+            return Box::pin(self.handle_custom_resource(event)).await;
+        }
 
         let rack = match events::dispatch(&event.payload, &self.parameter_prefix) {
             Ok(Trigger::Reconcile(rack)) => rack,
@@ -105,6 +142,48 @@ impl Handler {
             "enabled": report.enabled,
             "changes": changes,
         }))
+    }
+
+    /// Runs a custom-resource request and sends exactly one response to its
+    /// ResponseURL, whatever happens: success, error, panic, or the Lambda
+    /// deadline coming within the response margin.
+    async fn handle_custom_resource(
+        &self,
+        event: LambdaEvent<Value>,
+    ) -> Result<Value, HandlerError> {
+        let request = custom_resource::parse(&event.payload).inspect_err(|error| {
+            tracing::error!(%error, "custom-resource request without a response target");
+        })?;
+        let deadline = lambda_deadline(event.context.deadline);
+        tracing::info!(
+            stack_id = %request.envelope.stack_id,
+            logical_resource_id = %request.envelope.logical_resource_id,
+            cfn_request_id = %request.envelope.request_id,
+            "custom-resource request"
+        );
+
+        let outcome = match self.target(&event.context.invoked_function_arn).await {
+            Ok(target) => {
+                let context = Context {
+                    clients: self.clients.clone(),
+                    target,
+                    parameter_prefix: self.parameter_prefix.clone(),
+                };
+                let work_deadline = deadline.map(|deadline| {
+                    deadline
+                        .checked_sub(self.response_margin)
+                        .unwrap_or_else(Instant::now)
+                });
+                run_guarded(context, request.clone(), work_deadline).await
+            }
+            Err(error) => {
+                Outcome::failed(error.to_string(), custom_resource::fallback_id(&request))
+            }
+        };
+
+        let body = custom_resource::response_body(&request.envelope, &outcome);
+        response_url::put(&request.envelope.response_url, body.clone(), deadline).await?;
+        Ok(serde_json::from_str(&body).unwrap_or(Value::Null))
     }
 
     /// Returns the account, partition and region from the function ARN, as
@@ -137,5 +216,74 @@ impl Handler {
             })
             .await?;
         Ok(target.clone())
+    }
+}
+
+/// Time kept back by default from the Lambda deadline to send a response.
+pub const DEFAULT_RESPONSE_MARGIN: Duration = Duration::from_secs(10);
+
+/// Converts the runtime's deadline, in milliseconds since the Unix epoch, to
+/// an instant. A zero deadline, as local runtimes may send, means none.
+fn lambda_deadline(deadline_ms: u64) -> Option<Instant> {
+    if deadline_ms == 0 {
+        return None;
+    }
+    let now_ms = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |since| since.as_millis() as u64);
+    Some(Instant::now() + Duration::from_millis(deadline_ms.saturating_sub(now_ms)))
+}
+
+/// Runs the operation in its own task, so that a panic or the deadline
+/// becomes a FAILED outcome instead of a stack left waiting.
+async fn run_guarded(context: Context, request: Request, deadline: Option<Instant>) -> Outcome {
+    let fallback = custom_resource::fallback_id(&request);
+    let mut task = tokio::spawn(async move { custom_resource::run(&context, &request).await });
+
+    let joined = match deadline {
+        Some(deadline) => match tokio::time::timeout_at(deadline, &mut task).await {
+            Ok(joined) => joined,
+            Err(_) => {
+                task.abort();
+                tracing::error!(physical_resource_id = %fallback, "custom resource operation timed out");
+                return Outcome::failed(
+                    format!(
+                        "{fallback}: timed out before the Lambda deadline, so the operation is \
+                         incomplete. Raise the function's Timeout, or retry: every step is \
+                         idempotent and the next run continues from what exists."
+                    ),
+                    fallback,
+                );
+            }
+        },
+        None => task.await,
+    };
+
+    match joined {
+        Ok(outcome) => outcome,
+        Err(error) => {
+            let detail = if error.is_panic() {
+                panic_message(error.into_panic())
+            } else {
+                "the task was cancelled".to_owned()
+            };
+            tracing::error!(physical_resource_id = %fallback, %detail, "custom resource operation panicked");
+            Outcome::failed(
+                format!(
+                    "{fallback}: internal error in hubcache ({detail}). Retry, and report it if it persists."
+                ),
+                fallback,
+            )
+        }
+    }
+}
+
+fn panic_message(payload: Box<dyn std::any::Any + Send>) -> String {
+    if let Some(text) = payload.downcast_ref::<&str>() {
+        format!("panic: {text}")
+    } else if let Some(text) = payload.downcast_ref::<String>() {
+        format!("panic: {text}")
+    } else {
+        "panic".to_owned()
     }
 }

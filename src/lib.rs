@@ -2,14 +2,17 @@
 //! `ecr_docker_hub_cache` parameter is `true`, and removes it when `false`.
 
 pub mod cli;
+pub mod custom_resource;
 pub mod ecr;
 pub mod error;
 pub mod events;
 pub mod iam;
 pub mod lambda;
 pub mod names;
+pub mod params;
 pub mod plan;
 pub mod reconcile;
+pub mod response_url;
 pub mod secrets;
 pub mod settings;
 pub mod ssm;

@@ -319,3 +319,183 @@ pub async fn rack_resources(clients: &Clients, rack: &Rack) -> RackResources {
         policy_roles,
     }
 }
+
+/// Runs Python code with boto3 against the emulator, through the
+/// interpreter of the emulator's virtualenv that `scripts/test` exports.
+fn run_python(code: &str, arguments: &[&str]) -> String {
+    let python = std::env::var("HUBCACHE_TEST_PYTHON").expect(
+        "HUBCACHE_TEST_PYTHON is not set: run the tests with scripts/test, which exports the \
+         emulator virtualenv's Python",
+    );
+    let output = std::process::Command::new(python)
+        .arg("-c")
+        .arg(code)
+        .args(arguments)
+        .env("AWS_ENDPOINT_URL", endpoint())
+        .env("AWS_ACCESS_KEY_ID", "hubcache-test-key")
+        .env("AWS_SECRET_ACCESS_KEY", "hubcache-test-secret")
+        .env("AWS_DEFAULT_REGION", REGION)
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .output()
+        .expect("running the emulator's Python");
+    assert!(
+        output.status.success(),
+        "Python helper failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8(output.stdout).unwrap()
+}
+
+/// Creates `bucket` on the emulator's S3 and returns a pre-signed PUT URL
+/// for `key`, as CloudFormation puts in ResponseURL.
+pub fn presigned_put_url(bucket: &str, key: &str) -> String {
+    let code = r#"
+import sys, boto3
+bucket, key = sys.argv[1], sys.argv[2]
+s3 = boto3.client("s3")
+try:
+    s3.create_bucket(Bucket=bucket)
+except s3.exceptions.BucketAlreadyOwnedByYou:
+    pass
+print(s3.generate_presigned_url("put_object", Params={"Bucket": bucket, "Key": key}, ExpiresIn=600))
+"#;
+    let url = run_python(code, &[bucket, key]).trim().to_owned();
+    assert!(url.starts_with("http://127.0.0.1:"), "pre-signed URL {url}");
+    assert!(url.contains("Signature="), "pre-signed URL {url}");
+    url
+}
+
+/// Returns the object at `bucket`/`key` on the emulator's S3.
+pub fn read_object(bucket: &str, key: &str) -> String {
+    let code = r#"
+import sys, boto3
+body = boto3.client("s3").get_object(Bucket=sys.argv[1], Key=sys.argv[2])["Body"].read()
+sys.stdout.write(body.decode())
+"#;
+    run_python(code, &[bucket, key])
+}
+
+/// One request received by a [`ResponseCatcher`].
+#[derive(Clone, Debug)]
+pub struct CaughtRequest {
+    pub method: String,
+    /// `None` when the request had no Content-Type header.
+    pub content_type: Option<String>,
+    pub body: String,
+}
+
+/// How a [`ResponseCatcher`] answers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CatcherMode {
+    /// 200, unless Content-Type is non-empty: then 403, as S3 does for a
+    /// URL signed without a Content-Type.
+    LikeS3,
+    /// 503 to the first `n` requests, then as `LikeS3`.
+    FailFirst(usize),
+    /// Accept connections and never answer.
+    Silent,
+}
+
+/// An HTTP endpoint on 127.0.0.1 that records what it receives.
+pub struct ResponseCatcher {
+    pub url: String,
+    requests: Arc<Mutex<Vec<CaughtRequest>>>,
+}
+
+impl ResponseCatcher {
+    pub async fn start(mode: CatcherMode) -> Self {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!(
+            "http://{}/response?X-Amz-Signature=test",
+            listener.local_addr().unwrap()
+        );
+        let requests = Arc::new(Mutex::new(Vec::new()));
+        let recorded = requests.clone();
+        tokio::spawn(async move {
+            let mut held = Vec::new();
+            loop {
+                let Ok((socket, _)) = listener.accept().await else {
+                    return;
+                };
+                if mode == CatcherMode::Silent {
+                    held.push(socket);
+                    continue;
+                }
+                let recorded = recorded.clone();
+                tokio::spawn(async move { serve_one(socket, mode, recorded).await });
+            }
+        });
+        Self { url, requests }
+    }
+
+    pub fn requests(&self) -> Vec<CaughtRequest> {
+        self.requests.lock().unwrap().clone()
+    }
+}
+
+async fn serve_one(
+    mut socket: tokio::net::TcpStream,
+    mode: CatcherMode,
+    recorded: Arc<Mutex<Vec<CaughtRequest>>>,
+) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    let mut data = Vec::new();
+    let mut buffer = [0u8; 8192];
+    let header_end = loop {
+        let read = socket.read(&mut buffer).await.unwrap_or(0);
+        if read == 0 {
+            return;
+        }
+        data.extend_from_slice(&buffer[..read]);
+        if let Some(at) = data.windows(4).position(|window| window == b"\r\n\r\n") {
+            break at;
+        }
+    };
+    let head = String::from_utf8_lossy(&data[..header_end]).to_string();
+    let mut lines = head.split("\r\n");
+    let method = lines
+        .next()
+        .unwrap_or_default()
+        .split(' ')
+        .next()
+        .unwrap_or_default()
+        .to_owned();
+    let mut content_type = None;
+    let mut length = 0;
+    for line in lines {
+        let Some((name, value)) = line.split_once(':') else {
+            continue;
+        };
+        match name.trim().to_ascii_lowercase().as_str() {
+            "content-type" => content_type = Some(value.trim().to_owned()),
+            "content-length" => length = value.trim().parse().unwrap_or(0),
+            _ => {}
+        }
+    }
+    let mut body = data[header_end + 4..].to_vec();
+    while body.len() < length {
+        let read = socket.read(&mut buffer).await.unwrap_or(0);
+        if read == 0 {
+            break;
+        }
+        body.extend_from_slice(&buffer[..read]);
+    }
+
+    let count = {
+        let mut requests = recorded.lock().unwrap();
+        requests.push(CaughtRequest {
+            method,
+            content_type: content_type.clone(),
+            body: String::from_utf8_lossy(&body).to_string(),
+        });
+        requests.len()
+    };
+    let status = match (mode, content_type.as_deref()) {
+        (CatcherMode::FailFirst(n), _) if count <= n => "503 Service Unavailable",
+        (_, Some(value)) if !value.is_empty() => "403 Forbidden",
+        _ => "200 OK",
+    };
+    let answer = format!("HTTP/1.1 {status}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+    let _ = socket.write_all(answer.as_bytes()).await;
+}
