@@ -1,6 +1,7 @@
 //! The `hubcache` command: set and read rack parameters, and reconcile a rack
 //! from a workstation.
 
+use std::io::IsTerminal;
 use std::process::ExitCode;
 
 use aws_config::{BehaviorVersion, Region, SdkConfig};
@@ -90,6 +91,8 @@ enum CliError {
     },
     #[error("No AWS region is set. Pass --region or set AWS_REGION.")]
     MissingRegion,
+    #[error(transparent)]
+    InvalidPrefix(#[from] ssm::InvalidPrefix),
 }
 
 /// Runs the command line and returns the process exit code.
@@ -106,17 +109,25 @@ pub async fn main() -> ExitCode {
     }
 }
 
+/// Sends logs to stderr at the level in `HUBCACHE_LOG` (for example `info`
+/// or `debug`). Without it nothing is logged, because the commands print
+/// their results and errors themselves.
 fn init_logging() {
     let filter = tracing_subscriber::EnvFilter::try_from_env("HUBCACHE_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("off"));
     tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::stderr().is_terminal())
         .with_writer(std::io::stderr)
         .init();
 }
 
 async fn run(cli: Cli) -> Result<(), CliError> {
+    ssm::check_prefix(&cli.parameter_prefix)?;
     let config = load_config(cli.endpoint_url.as_deref(), cli.region.as_deref()).await;
+    if config.region().is_none() {
+        return Err(CliError::MissingRegion);
+    }
     let clients = Clients::new(&config);
     let prefix = cli.parameter_prefix;
 

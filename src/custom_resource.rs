@@ -10,7 +10,7 @@
 //!   that renames the rack returns the new id, and CloudFormation then sends a
 //!   Delete for the old one.
 //! - Delete removes the cache of the rack named by the PhysicalResourceId and
-//!   that rack's hubcache parameters, whatever SSM holds now. A Delete of an
+//!   that rack's hubcache parameters, whatever SSM contains now. A Delete of an
 //!   id that hubcache did not produce succeeds without touching anything, and
 //!   so does a Delete with nothing left to delete.
 //! - Every failure still carries a non-empty PhysicalResourceId. A Create that
@@ -58,7 +58,7 @@ pub struct Envelope {
     pub physical_resource_id: Option<String>,
 }
 
-/// The operation a request asks for, with its properties.
+/// Operation of a request, with its properties.
 #[derive(Clone, Debug)]
 pub enum Operation {
     Create {
@@ -81,7 +81,7 @@ pub struct Request {
     pub operation: Result<Operation, String>,
 }
 
-/// A payload that looks like a custom-resource request but cannot be answered.
+/// A payload that looks like a custom-resource request but names no place to send a response.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 #[error(
     "Invalid CloudFormation custom-resource request: field {field} is missing, so no response can be sent."
@@ -209,6 +209,8 @@ pub struct Properties {
     pub rack: Rack,
     /// One assignment for each property set to a non-empty value.
     pub assignments: Vec<Assignment>,
+    /// The parameters whose property is present, empty or not.
+    pub declared: Vec<Parameter>,
 }
 
 /// Reads the resource properties. CloudFormation sends every value as a
@@ -235,6 +237,7 @@ pub fn parse_properties(value: &Value) -> Result<Properties, PropertiesError> {
     };
 
     let mut assignments = Vec::new();
+    let mut declared = Vec::new();
     for (property, parameter) in PROPERTY_PARAMETERS {
         let value = match (object.get(property), parameter) {
             (None, _) => continue,
@@ -244,6 +247,7 @@ pub fn parse_properties(value: &Value) -> Result<Properties, PropertiesError> {
             (Some(_), Parameter::NodeRoles) => return Err(PropertiesError::InvalidNodeRoleNames),
             (Some(_), _) => return Err(PropertiesError::NotAString { name: property }),
         };
+        declared.push(parameter);
         if !value.is_empty() {
             assignments.push(Assignment {
                 parameter,
@@ -252,7 +256,11 @@ pub fn parse_properties(value: &Value) -> Result<Properties, PropertiesError> {
         }
     }
 
-    Ok(Properties { rack, assignments })
+    Ok(Properties {
+        rack,
+        assignments,
+        declared,
+    })
 }
 
 fn join_role_names(names: &[Value]) -> Result<String, PropertiesError> {
@@ -290,7 +298,7 @@ pub struct Outcome {
     pub data: HashMap<String, String>,
 }
 
-/// A failed operation: the message for Reason and the id to answer with.
+/// A failed operation: the message for Reason and the id to respond with.
 #[derive(Debug)]
 pub struct Failure {
     pub reason: String,
@@ -308,7 +316,7 @@ impl Outcome {
     }
 }
 
-/// Returns the id a failure of `request` answers with, before any work.
+/// Returns the id that a failure of `request` responds with, before any work.
 pub fn fallback_id(request: &Request) -> String {
     match &request.envelope.physical_resource_id {
         Some(id) if !id.is_empty() => id.clone(),
@@ -407,15 +415,12 @@ async fn update(
         })
 }
 
-/// Returns removals for the properties `old` declared and `new` does not.
+/// Returns removals for the properties `old` set and `new` no longer has.
+/// A property that `new` has with an empty value keeps the stored value.
 fn removed_assignments(old: &Properties, new: &Properties) -> Vec<Assignment> {
     old.assignments
         .iter()
-        .filter(|old| {
-            !new.assignments
-                .iter()
-                .any(|new| new.parameter == old.parameter)
-        })
+        .filter(|old| !new.declared.contains(&old.parameter))
         .map(|old| Assignment {
             parameter: old.parameter,
             value: None,
@@ -637,6 +642,34 @@ mod tests {
 
         assert_eq!(properties.assignments.len(), 1);
         assert_eq!(properties.assignments[0].parameter, Parameter::Flag);
+        assert_eq!(properties.declared, [Parameter::Flag, Parameter::Password]);
+    }
+
+    #[test]
+    fn removed_only_when_property_dropped() {
+        let old = parse_properties(&json!({
+            "RackName": "demo",
+            "DockerHubUsername": "alice",
+            "DockerHubPassword": "token",
+            "NodeRoleNames": "a-nodes",
+        }))
+        .unwrap();
+        let new = parse_properties(&json!({
+            "RackName": "demo",
+            "DockerHubUsername": "bob",
+            "DockerHubPassword": "",
+        }))
+        .unwrap();
+
+        let removed = removed_assignments(&old, &new);
+
+        assert_eq!(
+            removed,
+            [Assignment {
+                parameter: Parameter::NodeRoles,
+                value: None
+            }]
+        );
     }
 
     #[test]

@@ -2,7 +2,7 @@
 
 use std::fmt;
 
-use aws_sdk_ssm::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+use aws_sdk_ssm::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_ssm::operation::RequestId;
 
 use crate::names::RackNameError;
@@ -16,6 +16,9 @@ pub struct AwsError {
     pub code: Option<String>,
     pub message: String,
     pub request_id: Option<String>,
+    /// Whether the call failed before AWS responded: no connection, a
+    /// timeout, or a request that could not be built or signed.
+    pub unanswered: bool,
 }
 
 impl AwsError {
@@ -29,14 +32,21 @@ impl AwsError {
         let code = error.code().map(str::to_owned);
         let message = match error.message() {
             Some(message) => message.to_owned(),
-            None => DisplayErrorContext(&error).to_string(),
+            None => display_chain(&error),
         };
         let request_id = error.request_id().map(str::to_owned);
+        let unanswered = matches!(
+            error,
+            SdkError::DispatchFailure(_)
+                | SdkError::TimeoutError(_)
+                | SdkError::ConstructionFailure(_)
+        );
 
         Self {
             code,
             message,
             request_id,
+            unanswered,
         }
     }
 
@@ -46,6 +56,7 @@ impl AwsError {
             code: None,
             message: format!("internal error: {message}"),
             request_id: None,
+            unanswered: false,
         }
     }
 
@@ -55,6 +66,7 @@ impl AwsError {
             code: None,
             message: format!("the {operation} response has no {field}"),
             request_id: None,
+            unanswered: false,
         }
     }
 
@@ -64,6 +76,12 @@ impl AwsError {
 
     /// Returns a hint on what to do, for the error codes that have a usual fix.
     fn hint(&self) -> Option<&'static str> {
+        if self.unanswered {
+            return Some(
+                "Check that the AWS endpoint (--endpoint-url or AWS_ENDPOINT_URL) is reachable \
+                 and that a region is set.",
+            );
+        }
         match self.code.as_deref()? {
             "AccessDenied" | "AccessDeniedException" | "UnrecognizedClientException" => {
                 Some("Check that the function's role (or your AWS credentials) allows this call.")
@@ -96,6 +114,22 @@ impl fmt::Display for AwsError {
 }
 
 impl std::error::Error for AwsError {}
+
+/// Joins the Display text of an error and its sources, without the Debug
+/// dump that `DisplayErrorContext` appends.
+pub(crate) fn display_chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        let cause_text = cause.to_string();
+        if !text.ends_with(&cause_text) {
+            text.push_str(": ");
+            text.push_str(&cause_text);
+        }
+        source = cause.source();
+    }
+    text
+}
 
 /// Failure of a reconcile.
 #[derive(Debug, thiserror::Error)]

@@ -111,10 +111,22 @@ fn dispatch_eventbridge(payload: &Value, parameter_prefix: &str) -> Result<Trigg
         )));
     };
 
-    let rack = Rack::parse(rack).map_err(|source| EventError::InvalidRack {
+    let rack_name = rack;
+    let rack = Rack::parse(rack_name).map_err(|source| EventError::InvalidRack {
         parameter: name.clone(),
         source,
     })?;
+    if rack.as_str() != rack_name {
+        // Reconciling the lowercase rack would read another path than the
+        // one that changed, so the change is reported instead.
+        let reason = format!(
+            "parameter {name} is under a rack path with uppercase letters; hubcache reads rack \
+             {rack}'s parameters under {}",
+            crate::ssm::rack_path(parameter_prefix, &rack)
+        );
+        tracing::warn!(%reason, "ignored a parameter change");
+        return Ok(Trigger::Ignore(reason));
+    }
     tracing::debug!(rack = %rack, %parameter, operation = %event.detail.operation, "parameter changed");
     Ok(Trigger::Reconcile(rack))
 }
@@ -190,10 +202,17 @@ mod tests {
     }
 
     #[test]
-    fn parameter_change_lowercases_rack() {
+    fn parameter_change_ignores_uppercase_path() {
         let event = parameter_event("/convox/Demo/ecr_docker_hub_cache", "Update");
 
-        assert_eq!(dispatch(&event, "/convox"), Ok(rack("demo")));
+        assert_eq!(
+            dispatch(&event, "/convox"),
+            Ok(Trigger::Ignore(
+                "parameter /convox/Demo/ecr_docker_hub_cache is under a rack path with uppercase \
+                 letters; hubcache reads rack demo's parameters under /convox/demo/"
+                    .into()
+            ))
+        );
     }
 
     #[test]

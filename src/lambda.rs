@@ -155,6 +155,13 @@ impl Handler {
             tracing::error!(%error, "custom-resource request without a response target");
         })?;
         let deadline = lambda_deadline(event.context.deadline);
+        tracing::debug!(
+            deadline_ms = event.context.deadline,
+            remaining_ms = deadline.map(|deadline| deadline
+                .saturating_duration_since(Instant::now())
+                .as_millis()),
+            "Lambda deadline"
+        );
         tracing::info!(
             stack_id = %request.envelope.stack_id,
             logical_resource_id = %request.envelope.logical_resource_id,
@@ -222,10 +229,14 @@ impl Handler {
 /// Time kept back by default from the Lambda deadline to send a response.
 pub const DEFAULT_RESPONSE_MARGIN: Duration = Duration::from_secs(10);
 
+/// Deadlines before 2020-01-01 are not epoch times: local runtimes send 0,
+/// and `cargo lambda watch` 1.9 sends the function timeout (600000).
+const EARLIEST_EPOCH_DEADLINE_MS: u64 = 1_577_836_800_000;
+
 /// Converts the runtime's deadline, in milliseconds since the Unix epoch, to
-/// an instant. A zero deadline, as local runtimes may send, means none.
+/// an instant. A value that is no epoch time means no deadline.
 fn lambda_deadline(deadline_ms: u64) -> Option<Instant> {
-    if deadline_ms == 0 {
+    if deadline_ms < EARLIEST_EPOCH_DEADLINE_MS {
         return None;
     }
     let now_ms = SystemTime::now()

@@ -89,26 +89,62 @@ async fn reconcile_rack(context: &Context, rack: &Rack) -> Result<Report, Error>
     converge(context, rack, &desired).await
 }
 
-/// Brings `rack`'s resources to `desired`, whatever its parameters say.
+/// Brings `rack`'s resources to `desired`, whatever its parameters contain.
 /// The CloudFormation Delete uses it to remove a rack's cache.
+///
+/// Another reconcile of the same rack may run at the same time, for example
+/// the one that a parameter change triggers while a CloudFormation request is
+/// being handled. When a write fails because that other run got there first
+/// (the resource already exists, or is already gone), this one observes and
+/// plans again, at most [`MAX_PASSES`] times in all.
 pub async fn converge(context: &Context, rack: &Rack, desired: &Desired) -> Result<Report, Error> {
-    let observed = observe(context, rack, desired).await?;
+    let mut changes = Vec::new();
+    let mut pass = 1;
+    let arns = loop {
+        let observed = observe(context, rack, desired).await?;
 
-    let actions = plan::plan(rack, desired, &observed)?;
-    if actions.is_empty() {
-        tracing::debug!(rack = %rack, "no changes");
-    }
+        let actions = plan::plan(rack, desired, &observed)?;
+        if actions.is_empty() {
+            tracing::debug!(rack = %rack, "no changes");
+        }
 
-    let arns = apply(context, rack, desired, &observed, &actions).await?;
+        match apply(context, rack, desired, &observed, &actions, &mut changes).await {
+            Ok(arns) => break arns,
+            Err(Error::ApplyFailed { source, action, .. })
+                if pass < MAX_PASSES && is_race(&source) =>
+            {
+                tracing::info!(rack = %rack, %action, error = %source, pass, "changed concurrently; observing again");
+                pass += 1;
+            }
+            Err(error) => return Err(error),
+        }
+    };
 
     let enabled = desired.is_enabled();
     Ok(Report {
         rack: rack.clone(),
         enabled,
-        changes: actions,
+        changes,
         secret_arn: arns.secret.filter(|_| enabled),
         policy_arn: Some(arns.policy).filter(|_| enabled),
     })
+}
+
+/// Maximum number of observe, plan and apply passes of one reconcile.
+pub const MAX_PASSES: u32 = 3;
+
+/// Returns whether `error` shows that another writer changed the resource first.
+fn is_race(error: &AwsError) -> bool {
+    const RACE_CODES: [&str; 7] = [
+        "ResourceExistsException",
+        "PullThroughCacheRuleAlreadyExistsException",
+        "EntityAlreadyExists",
+        "ResourceNotFoundException",
+        "PullThroughCacheRuleNotFoundException",
+        "NoSuchEntity",
+        "DeleteConflict",
+    ];
+    RACE_CODES.iter().any(|code| error.is_code(code))
 }
 
 /// Reads what the plan needs, the three services at once.
@@ -199,6 +235,7 @@ async fn apply(
     desired: &Desired,
     observed: &Observed,
     actions: &[Action],
+    applied: &mut Vec<Action>,
 ) -> Result<Arns, Error> {
     let mut arns = Arns {
         secret: observed.secret.as_ref().map(|secret| secret.arn.clone()),
@@ -218,6 +255,7 @@ async fn apply(
                 source,
             })?;
         info!(rack = %rack, change = %action, "applied");
+        applied.push(action.clone());
     }
     Ok(arns)
 }

@@ -8,6 +8,8 @@ use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 use tokio::time::Instant;
 
+use crate::error::display_chain;
+
 /// Maximum number of PUT attempts for one response.
 pub const MAX_ATTEMPTS: u32 = 3;
 /// Maximum time one PUT attempt may take.
@@ -51,7 +53,7 @@ pub enum PutError {
     Exhausted { attempts: u32, last_error: String },
 }
 
-/// Sends `body` by PUT to `url`, retrying network errors and 5xx answers up
+/// Sends `body` by PUT to `url`, retrying network errors and 5xx responses up
 /// to [`MAX_ATTEMPTS`] times, and never past `deadline`.
 ///
 /// The request has an empty Content-Type header: CloudFormation signs the URL
@@ -117,7 +119,7 @@ pub async fn put(
                 }
                 last_error = format!("HTTP status {}", status.as_u16());
             }
-            Ok(Err(error)) => last_error = describe(&error),
+            Ok(Err(error)) => last_error = display_chain(&error),
             Err(_) => last_error = format!("no answer within {} ms", timeout.as_millis()),
         }
         tracing::warn!(attempt, error = %last_error, "the CloudFormation response PUT failed");
@@ -136,18 +138,6 @@ pub async fn put(
         attempts,
         last_error,
     })
-}
-
-/// Describes a client error by its chain of causes, which name no URL.
-fn describe(error: &hyper_util::client::legacy::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = std::error::Error::source(error);
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
 }
 
 #[cfg(test)]

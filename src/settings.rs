@@ -155,8 +155,8 @@ impl Desired {
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum SettingsError {
     #[error(
-        "Parameter ecr_docker_hub_cache must be true or false, but it is {value:?}. \
-         Set it with: hubcache params set ecr_docker_hub_cache=true --rack {rack}"
+        "Parameter ecr_docker_hub_cache must be true or false, but it is {value:?}. Set it to one \
+         of them, for example: hubcache params set ecr_docker_hub_cache=false --rack {rack}"
     )]
     InvalidFlag { rack: String, value: String },
     #[error(
@@ -182,6 +182,10 @@ pub enum SettingsError {
          characters."
     )]
     InvalidNodeRoles { rack: String, value: String },
+    #[error(
+        "Parameter {parameter} is given more than once; give each parameter at most once per call."
+    )]
+    DuplicateParameter { parameter: Parameter },
 }
 
 impl StoredParameters {
@@ -333,6 +337,17 @@ pub fn merge(
     current: &StoredParameters,
     assignments: Vec<Assignment>,
 ) -> Result<(StoredParameters, Vec<Assignment>), SettingsError> {
+    for (index, assignment) in assignments.iter().enumerate() {
+        if assignments[..index]
+            .iter()
+            .any(|earlier| earlier.parameter == assignment.parameter)
+        {
+            return Err(SettingsError::DuplicateParameter {
+                parameter: assignment.parameter,
+            });
+        }
+    }
+
     let mut merged = current.clone();
     for assignment in &assignments {
         merged.set(assignment.parameter, assignment.value.clone());
@@ -579,6 +594,22 @@ mod tests {
 
         let names: Vec<Parameter> = order.iter().map(|a| a.parameter).collect();
         assert_eq!(names, [Parameter::Flag, Parameter::Password]);
+    }
+
+    #[test]
+    fn merge_rejects_duplicates() {
+        let error = merge(
+            &demo(),
+            &stored(Some("true"), Some("user"), Some("token")),
+            assignments(&["docker_hub_password=", "docker_hub_password=new"]),
+        )
+        .unwrap_err();
+
+        assert_eq!(
+            error.to_string(),
+            "Parameter docker_hub_password is given more than once; give each parameter at most \
+             once per call."
+        );
     }
 
     #[test]

@@ -10,6 +10,33 @@ use crate::settings::{Parameter, StoredParameters};
 /// Default parent path of every rack's parameters, as Convox lays them out.
 pub const DEFAULT_PARAMETER_PREFIX: &str = "/convox/";
 
+/// A parameter prefix that is not an absolute SSM path.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[error(
+    "Parameter prefix {prefix:?} is invalid: it must be an SSM path that starts and ends with '/', \
+     such as /convox/."
+)]
+pub struct InvalidPrefix {
+    pub prefix: String,
+}
+
+/// Checks that `prefix` is an absolute SSM path such as `/convox/`. The
+/// trailing slash may be left out.
+pub fn check_prefix(prefix: &str) -> Result<(), InvalidPrefix> {
+    let valid = prefix.starts_with('/')
+        && prefix.split('/').all(|part| {
+            part.bytes()
+                .all(|byte| byte.is_ascii_alphanumeric() || b"_.-".contains(&byte))
+        });
+    if valid {
+        Ok(())
+    } else {
+        Err(InvalidPrefix {
+            prefix: prefix.to_owned(),
+        })
+    }
+}
+
 /// Returns the SSM path that contains `rack`'s parameters, such as `/convox/demo/`.
 pub fn rack_path(prefix: &str, rack: &Rack) -> String {
     format!("{}/{rack}/", prefix.trim_end_matches('/'))
@@ -108,6 +135,22 @@ pub async fn delete(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn check_prefix_cases() {
+        for valid in ["/convox/", "/convox", "/", "/a/b.c_d-e/"] {
+            assert_eq!(check_prefix(valid), Ok(()), "{valid:?}");
+        }
+        for invalid in ["", "convox", "convox/", "/con vox/", "/convox/*"] {
+            assert_eq!(
+                check_prefix(invalid),
+                Err(InvalidPrefix {
+                    prefix: invalid.into()
+                }),
+                "{invalid:?}"
+            );
+        }
+    }
 
     #[test]
     fn rack_path_joins_prefix() {

@@ -228,3 +228,89 @@ fn long_rack_rejected_without_calls() {
          because the ECR repository prefix docker-hub-<rack> is limited to 30 characters.\n"
     );
 }
+
+#[tokio::test]
+async fn set_rejects_duplicate_key() {
+    let output = run(&[
+        "params",
+        "set",
+        "docker_hub_username=a",
+        "docker_hub_username=b",
+        "--rack",
+        "c-duplicate",
+    ]);
+
+    assert_eq!(output.status.code(), Some(1));
+    assert_eq!(
+        stderr(&output),
+        "Parameter docker_hub_username is given more than once; give each parameter at most once \
+         per call.\n"
+    );
+    assert_eq!(stored("c-duplicate").await, Default::default());
+}
+
+#[test]
+fn missing_region_is_explained() {
+    let output = Command::new(env!("CARGO_BIN_EXE_hubcache"))
+        .args(["params", "get", "--rack", "c-region"])
+        .env_clear()
+        .env("AWS_ACCESS_KEY_ID", "hubcache-test-key")
+        .env("AWS_SECRET_ACCESS_KEY", "hubcache-test-secret")
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .env("AWS_CONFIG_FILE", "/dev/null")
+        .env("AWS_SHARED_CREDENTIALS_FILE", "/dev/null")
+        .env("AWS_ENDPOINT_URL", "http://127.0.0.1:9")
+        .output()
+        .unwrap();
+
+    assert_eq!(output.status.code(), Some(1));
+    assert_eq!(
+        stderr(&output),
+        "No AWS region is set. Pass --region or set AWS_REGION.\n"
+    );
+}
+
+#[test]
+fn invalid_prefix_is_rejected() {
+    let output = hubcache(
+        "http://127.0.0.1:9",
+        &[
+            "params",
+            "get",
+            "--rack",
+            "c-prefix",
+            "--parameter-prefix",
+            "convox",
+        ],
+    );
+
+    assert_eq!(output.status.code(), Some(1));
+    assert_eq!(
+        stderr(&output),
+        "Parameter prefix \"convox\" is invalid: it must be an SSM path that starts and ends with \
+         '/', such as /convox/.\n"
+    );
+}
+
+#[test]
+fn unreachable_endpoint_is_explained() {
+    let output = hubcache("http://127.0.0.1:9", &["params", "get", "--rack", "c-down"]);
+
+    let message = stderr(&output);
+    assert_eq!(output.status.code(), Some(1));
+    assert!(
+        message.starts_with("Failed to read parameters under /convox/c-down/: dispatch failure"),
+        "{message}"
+    );
+    assert!(
+        message.ends_with(
+            "Check that the AWS endpoint (--endpoint-url or AWS_ENDPOINT_URL) is reachable and \
+             that a region is set.\n"
+        ),
+        "{message}"
+    );
+    assert!(
+        !message.contains("DispatchFailure {"),
+        "no Debug dump: {message}"
+    );
+}

@@ -1,9 +1,10 @@
 //! Every payload in events/ parses and dispatches, without any AWS call.
 
 use std::fs;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use aws_lambda_events::eventbridge::EventBridgeEvent;
+use hubcache::custom_resource::{self, Operation};
 use hubcache::events::{ParameterChange, Trigger, dispatch};
 use hubcache::names::Rack;
 use serde_json::Value;
@@ -27,6 +28,12 @@ fn load(path: &PathBuf) -> Value {
     serde_json::from_str(&text).unwrap_or_else(|error| panic!("{}: {error}", path.display()))
 }
 
+fn is_custom_resource(path: &Path) -> bool {
+    path.file_name()
+        .and_then(|name| name.to_str())
+        .is_some_and(|name| name.starts_with("cfn-"))
+}
+
 #[test]
 fn event_files_dispatch_to_demo() {
     let files = event_files();
@@ -35,7 +42,7 @@ fn event_files_dispatch_to_demo() {
         "expected the event fixtures, found {files:?}"
     );
 
-    for path in &files {
+    for path in files.iter().filter(|path| !is_custom_resource(path)) {
         let payload = load(path);
 
         let trigger = dispatch(&payload, "/convox/");
@@ -86,5 +93,42 @@ fn event_files_ignored_under_other_prefix() {
             "{}: {trigger:?}",
             path.display()
         );
+    }
+}
+
+#[test]
+fn custom_resource_files_parse() {
+    let files: Vec<PathBuf> = event_files()
+        .into_iter()
+        .filter(|path| is_custom_resource(path))
+        .collect();
+    assert_eq!(files.len(), 5, "{files:?}");
+
+    for path in &files {
+        let payload = load(path);
+        assert!(custom_resource::is_request(&payload), "{}", path.display());
+
+        let request = custom_resource::parse(&payload).unwrap();
+
+        let properties = match request.operation {
+            Ok(Operation::Create { properties }) => properties,
+            Ok(Operation::Update {
+                properties,
+                old_properties,
+            }) => {
+                custom_resource::parse_properties(&old_properties).unwrap();
+                properties
+            }
+            Ok(Operation::Delete { properties }) => properties,
+            Err(problem) => panic!("{}: {problem}", path.display()),
+        };
+        let parsed = custom_resource::parse_properties(&properties)
+            .unwrap_or_else(|error| panic!("{}: {error}", path.display()));
+        assert!(
+            parsed.rack.as_str().starts_with("demo"),
+            "{}",
+            path.display()
+        );
+        assert_eq!(request.envelope.logical_resource_id, "DockerHubCache");
     }
 }

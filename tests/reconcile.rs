@@ -211,8 +211,8 @@ async fn invalid_flag_names_value() {
 
     assert_eq!(
         error.to_string(),
-        "Parameter ecr_docker_hub_cache must be true or false, but it is \"yes\". Set it with: \
-         hubcache params set ecr_docker_hub_cache=true --rack t-badflag"
+        "Parameter ecr_docker_hub_cache must be true or false, but it is \"yes\". Set it to one \
+         of them, for example: hubcache params set ecr_docker_hub_cache=false --rack t-badflag"
     );
     assert_eq!(log.calls(), ["GetParametersByPath"]);
 }
@@ -327,4 +327,38 @@ async fn listed_node_roles_replace_defaults() {
         .collect();
     names.sort_unstable();
     assert_eq!(names, ["t-roles-eks", "t-roles-gpu"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_reconciles_converge() {
+    let (context, _log) = context();
+    let rack = enabled_rack(&context, "t-burst", "token-1").await;
+
+    let runs: Vec<_> = (0..20)
+        .map(|_| {
+            let context = context.clone();
+            let rack = rack.clone();
+            tokio::spawn(async move { reconcile(&context, &rack).await })
+        })
+        .collect();
+    let mut changes = Vec::new();
+    for run in runs {
+        let report = run.await.unwrap().expect("no reconcile of the burst fails");
+        changes.extend(report.changes);
+    }
+
+    let resources = rack_resources(&context.clients, &rack).await;
+    let (secret_arn, _) = resources.secret.expect("one secret");
+    assert_eq!(resources.rule_credential_arn, Some(Some(secret_arn)));
+    assert_eq!(resources.policy_document, Some(expected_policy("t-burst")));
+    assert_eq!(resources.policy_roles, ["t-burst-nodes"]);
+    let created = |prefix: &str| {
+        changes
+            .iter()
+            .filter(|change| change.to_string().starts_with(prefix))
+            .count()
+    };
+    assert_eq!(created("create secret"), 1, "{changes:?}");
+    assert_eq!(created("create pull-through cache rule"), 1, "{changes:?}");
+    assert_eq!(created("create IAM policy"), 1, "{changes:?}");
 }

@@ -12,6 +12,7 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     let config = aws_config::load_from_env().await;
     let prefix = std::env::var("HUBCACHE_PARAMETER_PREFIX")
         .unwrap_or_else(|_| DEFAULT_PARAMETER_PREFIX.to_owned());
+    hubcache::ssm::check_prefix(&prefix)?;
     let handler = Handler::new(&config, prefix);
 
     let handler = &handler;
