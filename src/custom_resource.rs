@@ -475,7 +475,16 @@ async fn delete(context: &Context, request: &Request) -> Result<Outcome, Failure
         physical_resource_id: id.clone(),
     };
 
-    let report = reconcile::converge(context, &rack, &Desired::Disabled)
+    let stored = ssm::read(&context.clients.ssm, &context.parameter_prefix, &rack)
+        .await
+        .map_err(|source| {
+            failure(format!(
+                "Rack {rack}: failed to read parameters under {}: {source}",
+                ssm::rack_path(&context.parameter_prefix, &rack)
+            ))
+        })?;
+    let published = stored.published_cache_prefix.as_deref();
+    let report = reconcile::converge(context, &rack, &Desired::Disabled, published)
         .await
         .map_err(|error| failure(reconcile_reason(&error)))?;
 

@@ -7,6 +7,7 @@ pub mod ecr;
 pub mod error;
 pub mod events;
 pub mod iam;
+pub mod images;
 pub mod lambda;
 pub mod names;
 pub mod params;

@@ -74,6 +74,8 @@ pub struct Observed {
     pub policy: Option<ObservedPolicy>,
     /// The desired node roles that exist in IAM. Read only when enabling.
     pub node_roles: Vec<String>,
+    /// The cache prefix published in the rack's parameters for deploy tooling.
+    pub published_prefix: Option<String>,
 }
 
 /// One change to AWS, named by the resource it touches.
@@ -92,6 +94,8 @@ pub enum Action {
     DetachPolicy { policy: String, entity: Entity },
     DeletePolicyVersion { policy: String, version: String },
     DeletePolicy { name: String },
+    PublishCachePrefix { uri: String },
+    UnpublishCachePrefix,
 }
 
 impl fmt::Display for Action {
@@ -123,6 +127,8 @@ impl fmt::Display for Action {
                 write!(f, "delete version {version} of IAM policy {policy}")
             }
             Action::DeletePolicy { name } => write!(f, "delete IAM policy {name}"),
+            Action::PublishCachePrefix { uri } => write!(f, "publish cache prefix {uri}"),
+            Action::UnpublishCachePrefix => write!(f, "remove the published cache prefix"),
         }
     }
 }
@@ -159,13 +165,34 @@ pub fn policy_document(target: &Target, rack: &Rack) -> Value {
 ///
 /// Enabling orders them secret, rule, policy, attachments, because the rule
 /// needs the secret's ARN and nodes need the rule before the policy is of use.
-/// Disabling orders them rule, secret, policy: the rule goes before the
-/// secret it reads, and the policy is detached everywhere before it is deleted.
-/// An empty plan means the rack has converged.
-pub fn plan(rack: &Rack, desired: &Desired, observed: &Observed) -> Result<Vec<Action>, PlanError> {
+/// The cache prefix is published last, once the cache works. Disabling
+/// withdraws the prefix first, so deploy tooling stops using the cache, then
+/// orders rule, secret, policy: the rule goes before the secret it reads, and
+/// the policy is detached everywhere before it is deleted. An empty plan means
+/// the rack has converged.
+pub fn plan(
+    rack: &Rack,
+    target: &Target,
+    desired: &Desired,
+    observed: &Observed,
+) -> Result<Vec<Action>, PlanError> {
     match desired {
-        Desired::Enabled(cache) => plan_enable(rack, &cache.node_roles, observed),
-        Desired::Disabled => Ok(plan_disable(rack, observed)),
+        Desired::Enabled(cache) => {
+            let mut actions = plan_enable(rack, &cache.node_roles, observed)?;
+            let uri = target.cache_uri(rack);
+            if observed.published_prefix.as_ref() != Some(&uri) {
+                actions.push(Action::PublishCachePrefix { uri });
+            }
+            Ok(actions)
+        }
+        Desired::Disabled => {
+            let mut actions = Vec::new();
+            if observed.published_prefix.is_some() {
+                actions.push(Action::UnpublishCachePrefix);
+            }
+            actions.extend(plan_disable(rack, observed));
+            Ok(actions)
+        }
     }
 }
 
@@ -314,8 +341,18 @@ mod tests {
     const SECRET_ARN: &str =
         "arn:aws:secretsmanager:us-east-1:123456789012:secret:ecr-pullthroughcache/demo-AbCdEf";
 
+    const CACHE_URI: &str = "123456789012.dkr.ecr.us-east-1.amazonaws.com/docker-hub-demo";
+
     fn rack() -> Rack {
         Rack::parse("demo").unwrap()
+    }
+
+    fn target() -> Target {
+        Target {
+            partition: "aws".into(),
+            region: "us-east-1".into(),
+            account: "123456789012".into(),
+        }
     }
 
     fn enabled() -> Desired {
@@ -345,6 +382,7 @@ mod tests {
                 non_default_versions: vec![],
             }),
             node_roles: vec!["demo-nodes".into()],
+            published_prefix: Some(CACHE_URI.into()),
         }
     }
 
@@ -359,7 +397,7 @@ mod tests {
             ..Observed::default()
         };
 
-        let actions = plan(&rack(), &enabled(), &observed).unwrap();
+        let actions = plan(&rack(), &target(), &enabled(), &observed).unwrap();
 
         assert_eq!(
             descriptions(&actions),
@@ -369,13 +407,17 @@ mod tests {
                 "create IAM policy demo-ecr-pull-through",
                 "attach IAM policy demo-ecr-pull-through to role demo-nodes",
                 "attach IAM policy demo-ecr-pull-through to role demo-build-nodes",
+                "publish cache prefix 123456789012.dkr.ecr.us-east-1.amazonaws.com/docker-hub-demo",
             ]
         );
     }
 
     #[test]
     fn enable_converged_is_empty() {
-        assert_eq!(plan(&rack(), &enabled(), &converged()), Ok(vec![]));
+        assert_eq!(
+            plan(&rack(), &target(), &enabled(), &converged()),
+            Ok(vec![])
+        );
     }
 
     #[test]
@@ -383,7 +425,7 @@ mod tests {
         let mut observed = converged();
         observed.secret.as_mut().unwrap().state = SecretState::Outdated;
 
-        let actions = plan(&rack(), &enabled(), &observed).unwrap();
+        let actions = plan(&rack(), &target(), &enabled(), &observed).unwrap();
 
         assert_eq!(
             descriptions(&actions),
@@ -396,7 +438,7 @@ mod tests {
         let mut observed = converged();
         observed.rule.as_mut().unwrap().credential_arn = Some(SECRET_ARN.replace("demo", "other"));
 
-        let actions = plan(&rack(), &enabled(), &observed).unwrap();
+        let actions = plan(&rack(), &target(), &enabled(), &observed).unwrap();
 
         assert_eq!(
             actions,
@@ -411,7 +453,7 @@ mod tests {
         let mut observed = converged();
         observed.secret = None;
 
-        let actions = plan(&rack(), &enabled(), &observed).unwrap();
+        let actions = plan(&rack(), &target(), &enabled(), &observed).unwrap();
 
         assert_eq!(
             descriptions(&actions),
@@ -427,7 +469,7 @@ mod tests {
         let mut observed = converged();
         observed.secret.as_mut().unwrap().state = SecretState::PendingDeletion;
 
-        let actions = plan(&rack(), &enabled(), &observed).unwrap();
+        let actions = plan(&rack(), &target(), &enabled(), &observed).unwrap();
 
         assert_eq!(
             descriptions(&actions),
@@ -443,7 +485,7 @@ mod tests {
         let mut observed = converged();
         observed.rule.as_mut().unwrap().upstream_registry_url = "quay.io".into();
 
-        let actions = plan(&rack(), &enabled(), &observed).unwrap();
+        let actions = plan(&rack(), &target(), &enabled(), &observed).unwrap();
 
         assert_eq!(
             descriptions(&actions),
@@ -461,7 +503,7 @@ mod tests {
         policy.document_matches = false;
         policy.non_default_versions = vec!["v1".into(), "v2".into(), "v3".into(), "v4".into()];
 
-        let actions = plan(&rack(), &enabled(), &observed).unwrap();
+        let actions = plan(&rack(), &target(), &enabled(), &observed).unwrap();
 
         assert_eq!(
             descriptions(&actions),
@@ -477,7 +519,7 @@ mod tests {
         let mut observed = converged();
         observed.node_roles.push("demo-karpenter-nodes".into());
 
-        let actions = plan(&rack(), &enabled(), &observed).unwrap();
+        let actions = plan(&rack(), &target(), &enabled(), &observed).unwrap();
 
         assert_eq!(
             descriptions(&actions),
@@ -492,7 +534,7 @@ mod tests {
             ..Observed::default()
         };
 
-        let error = plan(&rack(), &enabled(), &observed).unwrap_err();
+        let error = plan(&rack(), &target(), &enabled(), &observed).unwrap_err();
 
         assert_eq!(
             error.to_string(),
@@ -515,9 +557,9 @@ mod tests {
         let mut observed = converged();
         observed.node_roles = vec!["eks-a".into(), "eks-b".into()];
 
-        let actions = plan(&rack(), &listed, &observed).unwrap();
+        let actions = plan(&rack(), &target(), &listed, &observed).unwrap();
         observed.node_roles.pop();
-        let error = plan(&rack(), &listed, &observed).unwrap_err();
+        let error = plan(&rack(), &target(), &listed, &observed).unwrap_err();
 
         assert_eq!(
             descriptions(&actions),
@@ -536,11 +578,12 @@ mod tests {
         policy.attached_to.push(Entity::User("ops".into()));
         policy.non_default_versions = vec!["v1".into()];
 
-        let actions = plan(&rack(), &Desired::Disabled, &observed).unwrap();
+        let actions = plan(&rack(), &target(), &Desired::Disabled, &observed).unwrap();
 
         assert_eq!(
             descriptions(&actions),
             [
+                "remove the published cache prefix",
                 "delete pull-through cache rule docker-hub-demo",
                 "delete secret ecr-pullthroughcache/demo",
                 "detach IAM policy demo-ecr-pull-through from role demo-nodes",
@@ -554,21 +597,32 @@ mod tests {
     #[test]
     fn disable_nothing_is_empty() {
         assert_eq!(
-            plan(&rack(), &Desired::Disabled, &Observed::default()),
+            plan(&rack(), &target(), &Desired::Disabled, &Observed::default()),
             Ok(vec![])
         );
     }
 
     #[test]
-    fn policy_document_exact() {
-        let target = Target {
-            partition: "aws".into(),
-            region: "us-east-1".into(),
-            account: "123456789012".into(),
-        };
+    fn publish_prefix_when_missing_or_stale() {
+        let mut observed = converged();
+        observed.published_prefix =
+            Some("111111111111.dkr.ecr.us-east-1.amazonaws.com/docker-hub-demo".into());
 
+        let stale = plan(&rack(), &target(), &enabled(), &observed).unwrap();
+        observed.published_prefix = None;
+        let missing = plan(&rack(), &target(), &enabled(), &observed).unwrap();
+
+        let expected = [Action::PublishCachePrefix {
+            uri: CACHE_URI.into(),
+        }];
+        assert_eq!(stale, expected);
+        assert_eq!(missing, expected);
+    }
+
+    #[test]
+    fn policy_document_exact() {
         assert_eq!(
-            policy_document(&target, &rack()),
+            policy_document(&target(), &rack()),
             json!({
                 "Version": "2012-10-17",
                 "Statement": [{

@@ -86,7 +86,13 @@ async fn reconcile_rack(context: &Context, rack: &Rack) -> Result<Report, Error>
         })?;
     let desired = parameters.desired(rack)?;
 
-    converge(context, rack, &desired).await
+    converge(
+        context,
+        rack,
+        &desired,
+        parameters.published_cache_prefix.as_deref(),
+    )
+    .await
 }
 
 /// Brings `rack`'s resources to `desired`, whatever its parameters contain.
@@ -97,18 +103,34 @@ async fn reconcile_rack(context: &Context, rack: &Rack) -> Result<Report, Error>
 /// being handled. When a write fails because that other run got there first
 /// (the resource already exists, or is already gone), this one observes and
 /// plans again, at most [`MAX_PASSES`] times in all.
-pub async fn converge(context: &Context, rack: &Rack, desired: &Desired) -> Result<Report, Error> {
+pub async fn converge(
+    context: &Context,
+    rack: &Rack,
+    desired: &Desired,
+    published_prefix: Option<&str>,
+) -> Result<Report, Error> {
     let mut changes = Vec::new();
     let mut pass = 1;
+    let mut published_prefix = published_prefix.map(str::to_owned);
     let arns = loop {
-        let observed = observe(context, rack, desired).await?;
+        let mut observed = observe(context, rack, desired).await?;
+        observed.published_prefix = published_prefix.clone();
 
-        let actions = plan::plan(rack, desired, &observed)?;
+        let actions = plan::plan(rack, &context.target, desired, &observed)?;
         if actions.is_empty() {
             tracing::debug!(rack = %rack, "no changes");
         }
 
-        match apply(context, rack, desired, &observed, &actions, &mut changes).await {
+        let applied_before = changes.len();
+        let result = apply(context, rack, desired, &observed, &actions, &mut changes).await;
+        for change in &changes[applied_before..] {
+            match change {
+                Action::PublishCachePrefix { uri } => published_prefix = Some(uri.clone()),
+                Action::UnpublishCachePrefix => published_prefix = None,
+                _ => {}
+            }
+        }
+        match result {
             Ok(arns) => break arns,
             Err(Error::ApplyFailed { source, action, .. })
                 if pass < MAX_PASSES && is_race(&source) =>
@@ -188,6 +210,7 @@ pub async fn observe(context: &Context, rack: &Rack, desired: &Desired) -> Resul
         rule,
         policy,
         node_roles,
+        published_prefix: None,
     })
 }
 
@@ -309,6 +332,12 @@ async fn apply_one(
             iam::delete_version(&clients.iam, &arns.policy, version).await?
         }
         Action::DeletePolicy { .. } => iam::delete(&clients.iam, &arns.policy).await?,
+        Action::PublishCachePrefix { uri } => {
+            ssm::publish_cache_prefix(&clients.ssm, &context.parameter_prefix, rack, uri).await?
+        }
+        Action::UnpublishCachePrefix => {
+            ssm::unpublish_cache_prefix(&clients.ssm, &context.parameter_prefix, rack).await?
+        }
     }
     Ok(())
 }

@@ -91,6 +91,8 @@ pub struct StoredParameters {
     pub username: Option<String>,
     pub password: Option<Password>,
     pub node_roles: Option<String>,
+    /// The cache prefix the reconciler last published: output, not a setting.
+    pub published_cache_prefix: Option<String>,
 }
 
 /// Docker Hub credentials, both non-empty.
@@ -386,6 +388,7 @@ mod tests {
             username: username.map(str::to_owned),
             password: password.map(Password::new),
             node_roles: None,
+            published_cache_prefix: None,
         }
     }
 

@@ -9,6 +9,10 @@ use crate::settings::{Parameter, StoredParameters};
 
 /// Default parent path of every rack's parameters, as Convox lays them out.
 pub const DEFAULT_PARAMETER_PREFIX: &str = "/convox/";
+/// Parameter in which the reconciler publishes the rack's cache prefix for
+/// deploy tooling. It is output, not a setting, so no event of it triggers a
+/// reconcile.
+pub const CACHE_PREFIX_PARAMETER: &str = "ecr_docker_hub_cache_prefix";
 
 /// A parameter prefix that is not an absolute SSM path.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -70,10 +74,14 @@ pub async fn read(
             let (Some(name), Some(value)) = (found.name(), found.value()) else {
                 continue;
             };
-            let Some(parameter) = name.strip_prefix(&path).and_then(Parameter::from_name) else {
+            let Some(short_name) = name.strip_prefix(&path) else {
                 continue;
             };
-            stored.set(parameter, Some(value.to_owned()));
+            if short_name == CACHE_PREFIX_PARAMETER {
+                stored.published_cache_prefix = Some(value.to_owned());
+            } else if let Some(parameter) = Parameter::from_name(short_name) {
+                stored.set(parameter, Some(value.to_owned()));
+            }
         }
     }
 
@@ -93,17 +101,13 @@ pub async fn write(
     } else {
         ParameterType::String
     };
-
-    client
-        .put_parameter()
-        .name(parameter_name(prefix, rack, parameter))
-        .value(value)
-        .r#type(kind)
-        .overwrite(true)
-        .send()
-        .await
-        .map_err(AwsError::from_sdk)?;
-    Ok(())
+    put(
+        client,
+        &parameter_name(prefix, rack, parameter),
+        value,
+        kind,
+    )
+    .await
 }
 
 /// Deletes one parameter; an absent parameter is not an error.
@@ -113,11 +117,53 @@ pub async fn delete(
     rack: &Rack,
     parameter: Parameter,
 ) -> Result<(), AwsError> {
-    let result = client
-        .delete_parameter()
-        .name(parameter_name(prefix, rack, parameter))
+    delete_name(client, &parameter_name(prefix, rack, parameter)).await
+}
+
+/// Publishes `uri` as the rack's cache prefix.
+pub async fn publish_cache_prefix(
+    client: &Client,
+    prefix: &str,
+    rack: &Rack,
+    uri: &str,
+) -> Result<(), AwsError> {
+    let name = format!("{}{CACHE_PREFIX_PARAMETER}", rack_path(prefix, rack));
+    put(client, &name, uri, ParameterType::String).await
+}
+
+/// Removes the rack's published cache prefix; an absent one is not an error.
+pub async fn unpublish_cache_prefix(
+    client: &Client,
+    prefix: &str,
+    rack: &Rack,
+) -> Result<(), AwsError> {
+    delete_name(
+        client,
+        &format!("{}{CACHE_PREFIX_PARAMETER}", rack_path(prefix, rack)),
+    )
+    .await
+}
+
+async fn put(
+    client: &Client,
+    name: &str,
+    value: &str,
+    kind: ParameterType,
+) -> Result<(), AwsError> {
+    client
+        .put_parameter()
+        .name(name)
+        .value(value)
+        .r#type(kind)
+        .overwrite(true)
         .send()
-        .await;
+        .await
+        .map_err(AwsError::from_sdk)?;
+    Ok(())
+}
+
+async fn delete_name(client: &Client, name: &str) -> Result<(), AwsError> {
+    let result = client.delete_parameter().name(name).send().await;
 
     match result {
         Ok(_) => Ok(()),

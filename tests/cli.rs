@@ -203,7 +203,9 @@ async fn reconcile_prints_changes() {
         "Rack c-reconcile: create secret ecr-pullthroughcache/c-reconcile\n\
          Rack c-reconcile: create pull-through cache rule docker-hub-c-reconcile\n\
          Rack c-reconcile: create IAM policy c-reconcile-ecr-pull-through\n\
-         Rack c-reconcile: attach IAM policy c-reconcile-ecr-pull-through to role c-reconcile-nodes\n"
+         Rack c-reconcile: attach IAM policy c-reconcile-ecr-pull-through to role c-reconcile-nodes\n\
+         Rack c-reconcile: publish cache prefix \
+         123456789012.dkr.ecr.us-east-1.amazonaws.com/docker-hub-c-reconcile\n"
     );
     assert_eq!(stdout(&second), "Rack c-reconcile: no changes\n");
     let resources = support::rack_resources(&context.clients, &support::rack("c-reconcile")).await;

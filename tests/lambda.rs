@@ -42,14 +42,14 @@ async fn handler_enables_and_disables_demo() {
 
     assert_eq!(enabled["rack"], "demo");
     assert_eq!(enabled["enabled"], true);
-    assert_eq!(enabled["changes"].as_array().unwrap().len(), 4, "{enabled}");
+    assert_eq!(enabled["changes"].as_array().unwrap().len(), 5, "{enabled}");
     assert_eq!(
         converged,
         json!({"rack": "demo", "enabled": true, "changes": []})
     );
     assert_eq!(disabled["enabled"], false);
     assert_eq!(
-        disabled["changes"][0], "delete pull-through cache rule docker-hub-demo",
+        disabled["changes"][0], "remove the published cache prefix",
         "{disabled}"
     );
     let resources = support::rack_resources(&context.clients, &rack).await;
@@ -125,7 +125,7 @@ async fn handler_placeholder_arn_uses_registry() {
 
     let result = handler.handle(event).await.unwrap();
 
-    assert_eq!(result["changes"].as_array().unwrap().len(), 4, "{result}");
+    assert_eq!(result["changes"].as_array().unwrap().len(), 5, "{result}");
     let resources = support::rack_resources(&context.clients, &rack).await;
     assert_eq!(
         resources.policy_document.unwrap()["Statement"][0]["Resource"],

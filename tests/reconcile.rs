@@ -53,6 +53,7 @@ async fn enable_creates_exact_resources() {
             "create IAM policy t-enable-ecr-pull-through",
             "attach IAM policy t-enable-ecr-pull-through to role t-enable-nodes",
             "attach IAM policy t-enable-ecr-pull-through to role t-enable-build-nodes",
+            "publish cache prefix 123456789012.dkr.ecr.us-east-1.amazonaws.com/docker-hub-t-enable",
         ]
     );
     let resources = rack_resources(&context.clients, &rack).await;
@@ -81,6 +82,7 @@ async fn enable_creates_exact_resources() {
             "CreatePolicy",
             "AttachRolePolicy",
             "AttachRolePolicy",
+            "PutParameter",
         ]
     );
 }
@@ -151,6 +153,7 @@ async fn disable_removes_everything_detaching_first() {
     assert_eq!(
         log.writes(),
         [
+            "DeleteParameter",
             "DeletePullThroughCacheRule",
             "DeleteSecret",
             "DetachRolePolicy",
@@ -306,7 +309,7 @@ async fn listed_node_roles_replace_defaults() {
             .changes
             .iter()
             .map(ToString::to_string)
-            .collect::<Vec<_>>()[3..],
+            .collect::<Vec<_>>()[3..5],
         [
             "attach IAM policy t-roles-ecr-pull-through to role t-roles-eks",
             "attach IAM policy t-roles-ecr-pull-through to role t-roles-gpu",
