@@ -11,7 +11,7 @@ use crate::error::{AwsError, Error};
 use crate::names::{Rack, Target};
 use crate::reconcile::{self, Clients, Context};
 use crate::settings::{self, Assignment, Parameter, Password};
-use crate::{params, ssm};
+use crate::{images, params, ssm};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -49,6 +49,46 @@ enum Command {
     Params(ParamsCommand),
     /// Bring the rack's cache resources to what its parameters ask for, and print each change.
     Reconcile(RackArg),
+    /// Show which images pull through a rack's cache.
+    #[command(subcommand)]
+    Image(ImageCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum ImageCommand {
+    /// Rewrite Docker Hub image references to the cache; other references are printed unchanged.
+    Rewrite {
+        #[command(flatten)]
+        cache: CacheArg,
+        /// Image references, such as redis:7 or bitnami/redis:7.2.
+        #[arg(required = true, value_name = "IMAGE")]
+        images: Vec<String>,
+    },
+    /// Print the image each resource of a Convox manifest runs, and whether it is rewritten.
+    Resources {
+        #[command(flatten)]
+        cache: CacheArg,
+        /// Path of the app's manifest.
+        #[arg(
+            short = 'f',
+            long = "file",
+            default_value = "convox.yml",
+            value_name = "PATH"
+        )]
+        file: String,
+    },
+}
+
+/// Where the cache prefix comes from: a rack's published parameter, or given as is.
+#[derive(Debug, Args)]
+#[group(required = true, multiple = false)]
+struct CacheArg {
+    /// Rack whose published cache prefix to use; without one the cache is disabled.
+    #[arg(long, value_name = "NAME")]
+    rack: Option<String>,
+    /// Cache prefix to use, such as 123456789012.dkr.ecr.us-east-1.amazonaws.com/docker-hub-prod.
+    #[arg(long, value_name = "URI")]
+    prefix: Option<String>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -93,6 +133,16 @@ enum CliError {
     MissingRegion,
     #[error(transparent)]
     InvalidPrefix(#[from] ssm::InvalidPrefix),
+    #[error(transparent)]
+    Image(#[from] images::ImageError),
+    #[error(transparent)]
+    Manifest(#[from] images::ManifestError),
+    #[error("Failed to read manifest {path}: {source}")]
+    ReadManifest {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
 }
 
 /// Runs the command line and returns the process exit code.
@@ -137,6 +187,14 @@ async fn run(cli: Cli) -> Result<(), CliError> {
         }
         Command::Params(ParamsCommand::Get(rack)) => {
             get_parameters(&clients, &prefix, &Rack::parse(&rack.rack)?).await
+        }
+        Command::Image(ImageCommand::Rewrite { cache, images }) => {
+            let prefix = cache_prefix(&clients, &prefix, &cache).await?;
+            rewrite_images(prefix.as_deref(), &images)
+        }
+        Command::Image(ImageCommand::Resources { cache, file }) => {
+            let prefix = cache_prefix(&clients, &prefix, &cache).await?;
+            print_resources(prefix.as_deref(), &file)
         }
         Command::Reconcile(rack) => {
             let rack = Rack::parse(&rack.rack)?;
@@ -237,6 +295,63 @@ async fn reconcile_rack(context: &Context, rack: &Rack) -> Result<(), CliError> 
     }
     for change in &report.changes {
         println!("Rack {rack}: {change}");
+    }
+    Ok(())
+}
+
+/// Returns the cache prefix given with --prefix, or the one the rack
+/// published; `None` when the rack's cache is disabled.
+async fn cache_prefix(
+    clients: &Clients,
+    parameter_prefix: &str,
+    cache: &CacheArg,
+) -> Result<Option<String>, CliError> {
+    if let Some(prefix) = &cache.prefix {
+        return Ok(Some(prefix.clone()));
+    }
+    let Some(rack) = &cache.rack else {
+        return Ok(None);
+    };
+
+    let rack = Rack::parse(rack)?;
+    let stored = read_parameters(clients, parameter_prefix, &rack).await?;
+    if stored.published_cache_prefix.is_none() {
+        eprintln!(
+            "Rack {rack} publishes no cache prefix ({} is not set), so images are not rewritten.",
+            ssm::CACHE_PREFIX_PARAMETER
+        );
+    }
+    Ok(stored.published_cache_prefix)
+}
+
+fn rewrite_images(prefix: Option<&str>, references: &[String]) -> Result<(), CliError> {
+    for reference in references {
+        let resolved = match prefix {
+            Some(prefix) => images::rewrite(reference, prefix)?,
+            None => images::Resolved {
+                image: reference.clone(),
+                rewritten: false,
+                unchanged_because: Some("the rack's cache is disabled".into()),
+            },
+        };
+        println!("{reference} -> {resolved}");
+    }
+    Ok(())
+}
+
+fn print_resources(prefix: Option<&str>, path: &str) -> Result<(), CliError> {
+    let text = std::fs::read_to_string(path).map_err(|source| CliError::ReadManifest {
+        path: path.to_owned(),
+        source,
+    })?;
+    let manifest = images::parse_manifest(path, &text)?;
+
+    if manifest.resources.is_empty() {
+        println!("{path} has no resources.");
+    }
+    for (name, spec) in &manifest.resources {
+        let resolved = images::resource_image(name, spec, prefix)?;
+        println!("{name} ({}): {resolved}", spec.kind);
     }
     Ok(())
 }

@@ -132,3 +132,29 @@ fn custom_resource_files_parse() {
         assert_eq!(request.envelope.logical_resource_id, "DockerHubCache");
     }
 }
+
+#[test]
+fn template_rule_matches_only_settings() {
+    let template =
+        fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/template.yaml")).unwrap();
+
+    let mut matched: Vec<&str> = template
+        .lines()
+        .filter_map(|line| {
+            line.trim()
+                .strip_prefix("- !Sub ${ParameterPrefix}${RackName}/")
+        })
+        .collect();
+    matched.sort_unstable();
+
+    let mut settings: Vec<&str> = hubcache::settings::Parameter::ALL
+        .iter()
+        .map(|parameter| parameter.name())
+        .collect();
+    settings.sort_unstable();
+    assert_eq!(
+        matched, settings,
+        "the EventBridge rule matches exactly the setting parameters"
+    );
+    assert!(!matched.contains(&hubcache::ssm::CACHE_PREFIX_PARAMETER));
+}

@@ -1,0 +1,196 @@
+//! Runs `hubcache image` against racks on the AWS emulator.
+
+mod support;
+
+use std::process::{Command, Output};
+
+use serde_json::json;
+
+const MANIFEST: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/convox.yml");
+
+fn hubcache(arguments: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_hubcache"))
+        .args(arguments)
+        .env_clear()
+        .env("AWS_ACCESS_KEY_ID", "hubcache-test-key")
+        .env("AWS_SECRET_ACCESS_KEY", "hubcache-test-secret")
+        .env("AWS_REGION", support::REGION)
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .env("AWS_CONFIG_FILE", "/dev/null")
+        .env("AWS_SHARED_CREDENTIALS_FILE", "/dev/null")
+        .env("AWS_ENDPOINT_URL", support::endpoint())
+        .output()
+        .expect("running the hubcache binary")
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8(bytes.to_vec()).unwrap()
+}
+
+#[tokio::test]
+async fn resources_follow_published_prefix() {
+    let (context, _log) = support::context();
+    let rack = support::enabled_rack(&context, "i-images", "token").await;
+    hubcache::reconcile::reconcile(&context, &rack)
+        .await
+        .unwrap();
+
+    let enabled = hubcache(&["image", "resources", "--rack", "i-images", "-f", MANIFEST]);
+    support::store_parameters(&context.clients, &rack, Some("false"), None, None).await;
+    hubcache::reconcile::reconcile(&context, &rack)
+        .await
+        .unwrap();
+    let disabled = hubcache(&["image", "resources", "--rack", "i-images", "-f", MANIFEST]);
+
+    let cache = "123456789012.dkr.ecr.us-east-1.amazonaws.com/docker-hub-i-images";
+    assert_eq!(text(&enabled.stderr), "");
+    assert_eq!(
+        text(&enabled.stdout),
+        format!(
+            "cache (redis): {cache}/library/redis:4.0.10 (through the cache)\n\
+             database (postgres): {cache}/library/postgres:13.4 (through the cache)\n\
+             legacy (mysql): {cache}/library/mysql:5.7.23 (through the cache)\n\
+             maps (postgis): {cache}/postgis/postgis:10-3.2 (through the cache)\n\
+             maria (mariadb): {cache}/library/mariadb:10.6.0 (through the cache)\n\
+             queue (redis): quay.io/opstree/redis:v7.0.15 (unchanged: the resource sets its own image)\n\
+             sessions (memcached): {cache}/library/memcached:1.4.34 (through the cache)\n"
+        )
+    );
+    assert_eq!(
+        text(&disabled.stdout),
+        "cache (redis): redis:4.0.10 (unchanged: the rack's cache is disabled)\n\
+         database (postgres): postgres:13.4 (unchanged: the rack's cache is disabled)\n\
+         legacy (mysql): mysql:5.7.23 (unchanged: the rack's cache is disabled)\n\
+         maps (postgis): postgis/postgis:10-3.2 (unchanged: the rack's cache is disabled)\n\
+         maria (mariadb): mariadb:10.6.0 (unchanged: the rack's cache is disabled)\n\
+         queue (redis): quay.io/opstree/redis:v7.0.15 (unchanged: the resource sets its own image)\n\
+         sessions (memcached): memcached:1.4.34 (unchanged: the rack's cache is disabled)\n"
+    );
+    assert_eq!(
+        text(&disabled.stderr),
+        "Rack i-images publishes no cache prefix (ecr_docker_hub_cache_prefix is not set), so \
+         images are not rewritten.\n"
+    );
+}
+
+#[tokio::test]
+async fn published_prefix_written_once() {
+    let (context, log) = support::context();
+    let rack = support::enabled_rack(&context, "i-publish", "token").await;
+    hubcache::reconcile::reconcile(&context, &rack)
+        .await
+        .unwrap();
+    log.clear();
+
+    let again = hubcache::reconcile::reconcile(&context, &rack)
+        .await
+        .unwrap();
+    let stored = hubcache::ssm::read(&context.clients.ssm, support::PREFIX, &rack)
+        .await
+        .unwrap();
+
+    assert_eq!(again.changes, []);
+    assert_eq!(log.writes(), Vec::<String>::new());
+    assert_eq!(
+        stored.published_cache_prefix.as_deref(),
+        Some("123456789012.dkr.ecr.us-east-1.amazonaws.com/docker-hub-i-publish")
+    );
+}
+
+#[test]
+fn rewrite_with_prefix() {
+    let output = hubcache(&[
+        "image",
+        "rewrite",
+        "--prefix",
+        "123456789012.dkr.ecr.us-east-1.amazonaws.com/docker-hub-prod/",
+        "redis",
+        "bitnami/redis:7.2",
+        "ghcr.io/org/tool:1",
+    ]);
+
+    assert_eq!(text(&output.stderr), "");
+    assert_eq!(
+        text(&output.stdout),
+        "redis -> 123456789012.dkr.ecr.us-east-1.amazonaws.com/docker-hub-prod/library/redis:latest (through the cache)\n\
+         bitnami/redis:7.2 -> 123456789012.dkr.ecr.us-east-1.amazonaws.com/docker-hub-prod/bitnami/redis:7.2 (through the cache)\n\
+         ghcr.io/org/tool:1 -> ghcr.io/org/tool:1 (unchanged: registry ghcr.io is not Docker Hub)\n"
+    );
+}
+
+#[test]
+fn rewrite_rejects_invalid_reference() {
+    let output = hubcache(&[
+        "image",
+        "rewrite",
+        "--prefix",
+        "example.com/cache",
+        "Redis:7",
+    ]);
+
+    assert_eq!(output.status.code(), Some(1));
+    assert!(
+        text(&output.stderr).starts_with("Invalid image reference \"Redis:7\": "),
+        "{}",
+        text(&output.stderr)
+    );
+}
+
+#[test]
+fn malformed_manifest_names_location() {
+    let path = std::env::temp_dir().join(format!("hubcache-bad-{}.yml", std::process::id()));
+    std::fs::write(
+        &path,
+        "resources:\n  cache:\n    type: redis\n   image: [x\n",
+    )
+    .unwrap();
+
+    let output = hubcache(&[
+        "image",
+        "resources",
+        "--prefix",
+        "example.com/cache",
+        "-f",
+        path.to_str().unwrap(),
+    ]);
+    std::fs::remove_file(&path).unwrap();
+
+    let message = text(&output.stderr);
+    assert_eq!(output.status.code(), Some(1));
+    assert!(
+        message.starts_with(&format!("{}: line 4, column ", path.display())),
+        "{message}"
+    );
+}
+
+#[tokio::test]
+async fn handler_ignores_published_prefix_event() {
+    let (clients, log) = support::logged_clients();
+    let handler = hubcache::lambda::Handler::with_clients(clients, support::PREFIX.into(), None);
+    let mut payload: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/events/parameter-flag-update.json"
+        ))
+        .unwrap(),
+    )
+    .unwrap();
+    payload["detail"]["name"] = json!("/convox/demo/ecr_docker_hub_cache_prefix");
+    let mut context = lambda_runtime::Context::default();
+    context.invoked_function_arn = "arn:aws:lambda:us-east-1:123456789012:function:hubcache".into();
+
+    let result = handler
+        .handle(lambda_runtime::LambdaEvent::new(payload, context))
+        .await
+        .unwrap();
+
+    assert_eq!(
+        result,
+        json!({"ignored": "parameter /convox/demo/ecr_docker_hub_cache_prefix is not a hubcache parameter under /convox/"})
+    );
+    assert_eq!(
+        log.calls(),
+        Vec::<String>::new(),
+        "no AWS call for its own output"
+    );
+}
