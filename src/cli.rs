@@ -79,7 +79,7 @@ enum ImageCommand {
     },
 }
 
-/// Where the cache prefix comes from: a rack's published parameter, or given as is.
+/// Source of the cache prefix: a rack's published parameter, or a prefix given as is.
 #[derive(Debug, Args)]
 #[group(required = true, multiple = false)]
 struct CacheArg {
@@ -116,11 +116,11 @@ struct RackArg {
 #[derive(Debug, thiserror::Error)]
 enum CliError {
     #[error(transparent)]
-    Reconcile(#[from] Error),
+    Reconcile(Box<Error>),
     #[error(transparent)]
     Settings(#[from] settings::SettingsError),
     #[error(transparent)]
-    Params(#[from] params::ParamsError),
+    Params(Box<params::ParamsError>),
     #[error(transparent)]
     RackName(#[from] crate::names::RackNameError),
     #[error("Failed to {step}: {source}")]
@@ -143,6 +143,18 @@ enum CliError {
         #[source]
         source: std::io::Error,
     },
+}
+
+impl From<Error> for CliError {
+    fn from(error: Error) -> Self {
+        CliError::Reconcile(Box::new(error))
+    }
+}
+
+impl From<params::ParamsError> for CliError {
+    fn from(error: params::ParamsError) -> Self {
+        CliError::Params(Box::new(error))
+    }
 }
 
 /// Runs the command line and returns the process exit code.

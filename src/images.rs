@@ -76,7 +76,7 @@ pub enum ImageError {
 pub struct Resolved {
     pub image: String,
     pub rewritten: bool,
-    /// Why the image was left as it is, when it was.
+    /// Reason the image was left as it is, when it was.
     pub unchanged_because: Option<String>,
 }
 
@@ -199,7 +199,7 @@ impl fmt::Display for Version {
 #[error("{path}: {location}{message}")]
 pub struct ManifestError {
     pub path: String,
-    /// `line L, column C: `, when the parser knows where the problem is.
+    /// `line L, column C: `, when the parser reports where the problem is.
     pub location: String,
     pub message: String,
 }
