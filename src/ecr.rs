@@ -39,17 +39,58 @@ pub async fn observe(client: &Client, rack: &Rack) -> Result<Option<ObservedRule
     }))
 }
 
+/// ECR's quota of pull-through cache rules per registry, adjustable on request.
+pub const RULES_PER_REGISTRY_QUOTA: usize = 50;
+
+/// Creates the rule. When ECR's rule quota is reached, the error says how
+/// many rules the registry has and what to do.
 pub async fn create(client: &Client, rack: &Rack, secret_arn: &str) -> Result<(), AwsError> {
-    client
+    let result = client
         .create_pull_through_cache_rule()
         .ecr_repository_prefix(rack.rule_prefix())
         .upstream_registry_url(UPSTREAM_REGISTRY_URL)
         .upstream_registry(UpstreamRegistry::DockerHub)
         .credential_arn(secret_arn)
         .send()
-        .await
-        .map_err(AwsError::from_sdk)?;
-    Ok(())
+        .await;
+
+    let error = match result {
+        Ok(_) => return Ok(()),
+        Err(error) => AwsError::from_sdk(error),
+    };
+    if !error.is_code("LimitExceededException") {
+        return Err(error);
+    }
+
+    let count = match count_rules(client).await {
+        Ok(count) => format!("{count} rules exist"),
+        Err(count_error) => format!("counting them failed: {count_error}"),
+    };
+    Err(AwsError {
+        message: format!(
+            "{} The registry has reached ECR's quota of pull-through cache rules \
+             ({RULES_PER_REGISTRY_QUOTA} by default; {count}). Delete unused rules, or ask AWS \
+             for a higher quota.",
+            error.message
+        ),
+        ..error
+    })
+}
+
+/// Returns the number of pull-through cache rules in the registry.
+async fn count_rules(client: &Client) -> Result<usize, AwsError> {
+    let mut count = 0;
+    let mut pages = client
+        .describe_pull_through_cache_rules()
+        .into_paginator()
+        .send();
+    while let Some(page) = pages.next().await {
+        count += page
+            .map_err(AwsError::from_sdk)?
+            .pull_through_cache_rules()
+            .len();
+    }
+    Ok(count)
 }
 
 pub async fn update_credential(

@@ -89,7 +89,7 @@ impl AwsError {
             "ThrottlingException" | "Throttling" | "TooManyRequestsException" => {
                 Some("AWS throttled the call after retries; run the reconcile again.")
             }
-            "LimitExceededException" | "LimitExceeded" => {
+            "LimitExceeded" => {
                 Some("An account quota is reached; remove unused resources or raise the quota.")
             }
             _ => None,

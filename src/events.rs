@@ -11,6 +11,10 @@ use crate::settings::Parameter;
 pub const PARAMETER_CHANGE: &str = "Parameter Store Change";
 /// EventBridge's `source` of SSM events.
 pub const SSM_SOURCE: &str = "aws.ssm";
+/// EventBridge's `detail-type` of a scheduled rule's events.
+pub const SCHEDULED_EVENT: &str = "Scheduled Event";
+/// EventBridge's `source` of scheduled events.
+pub const SCHEDULE_SOURCE: &str = "aws.events";
 
 /// The `detail` of a "Parameter Store Change" event.
 #[derive(Clone, Debug, Deserialize, serde::Serialize, PartialEq, Eq)]
@@ -37,6 +41,8 @@ struct DirectInvocation {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Trigger {
     Reconcile(Rack),
+    /// Drift repair: reconcile every rack that has parameters under the prefix.
+    ReconcileAll,
     /// A valid event that concerns no hubcache parameter.
     Ignore(String),
 }
@@ -45,8 +51,10 @@ pub enum Trigger {
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum EventError {
     #[error(
-        "Unsupported event: expected an EventBridge \"{PARAMETER_CHANGE}\" event from {SSM_SOURCE} \
-         or a direct invocation {{\"rack\": \"<name>\"}}, but got {found}."
+        "Unsupported event: expected an EventBridge \"{PARAMETER_CHANGE}\" event from {SSM_SOURCE}, \
+         a \"{SCHEDULED_EVENT}\" from {SCHEDULE_SOURCE}, a CloudFormation custom-resource \
+         request, or a direct invocation \
+         {{\"rack\": \"<name>\"}}, but got {found}."
     )]
     Unsupported { found: String },
     #[error("Invalid \"{PARAMETER_CHANGE}\" event: {reason}.")]
@@ -93,6 +101,9 @@ pub fn dispatch(payload: &Value, parameter_prefix: &str) -> Result<Trigger, Even
 fn dispatch_eventbridge(payload: &Value, parameter_prefix: &str) -> Result<Trigger, EventError> {
     let detail_type = payload["detail-type"].as_str().unwrap_or_default();
     let source = payload["source"].as_str().unwrap_or_default();
+    if detail_type == SCHEDULED_EVENT && source == SCHEDULE_SOURCE {
+        return Ok(Trigger::ReconcileAll);
+    }
     if detail_type != PARAMETER_CHANGE || source != SSM_SOURCE {
         return Err(EventError::Unsupported {
             found: format!("an EventBridge event {detail_type:?} from {source:?}"),
@@ -250,6 +261,23 @@ mod tests {
     }
 
     #[test]
+    fn scheduled_event_reconciles_all() {
+        let event = json!({
+            "version": "0",
+            "id": "53dc4d37-cffa-4f76-80c9-8b7d4a4d2eaa",
+            "detail-type": "Scheduled Event",
+            "source": "aws.events",
+            "account": "123456789012",
+            "time": "2026-12-04T18:00:00Z",
+            "region": "us-east-1",
+            "resources": ["arn:aws:events:us-east-1:123456789012:rule/hubcache-drift-repair"],
+            "detail": {}
+        });
+
+        assert_eq!(dispatch(&event, "/convox/"), Ok(Trigger::ReconcileAll));
+    }
+
+    #[test]
     fn direct_invocation() {
         assert_eq!(
             dispatch(&json!({"rack": "Demo"}), "/convox/"),
@@ -269,8 +297,12 @@ mod tests {
                 "not a direct invocation",
             ),
             (
-                json!({"detail-type": "Scheduled Event", "source": "aws.events", "detail": {}}),
-                "\"Scheduled Event\" from \"aws.events\"",
+                json!({"detail-type": "Object Created", "source": "aws.s3", "detail": {}}),
+                "\"Object Created\" from \"aws.s3\"",
+            ),
+            (
+                json!({"detail-type": "Scheduled Event", "source": "aws.ssm", "detail": {}}),
+                "\"Scheduled Event\" from \"aws.ssm\"",
             ),
         ];
         for (payload, expected) in cases {

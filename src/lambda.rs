@@ -10,12 +10,12 @@ use tokio::time::Instant;
 use tracing::Instrument;
 
 use crate::custom_resource::{self, Outcome, Request, UnanswerableRequest};
-use crate::ecr;
 use crate::error::{AwsError, Error};
 use crate::events::{self, EventError, Trigger};
 use crate::names::Target;
 use crate::reconcile::{self, Clients, Context};
 use crate::response_url::{self, PutError};
+use crate::{ecr, ssm};
 
 /// Failure of an invocation, as the Lambda runtime reports it.
 #[derive(Debug, thiserror::Error)]
@@ -36,6 +36,18 @@ pub enum HandlerError {
     UnknownRegion { arn: String },
     #[error(transparent)]
     UnanswerableRequest(#[from] UnanswerableRequest),
+    #[error("Drift repair failed to list the racks under {prefix}: {source}")]
+    ListRacks {
+        prefix: String,
+        #[source]
+        source: AwsError,
+    },
+    #[error("Drift repair failed for {failed} of {total} racks: {errors}")]
+    RepairFailed {
+        failed: usize,
+        total: usize,
+        errors: String,
+    },
     #[error(
         "The CloudFormation response was not delivered: {0}. The stack waits until its ServiceTimeout."
     )]
@@ -52,6 +64,7 @@ impl From<HandlerError> for Diagnostic {
             }
             HandlerError::UnanswerableRequest(_) => "InvalidEvent",
             HandlerError::ResponseNotSent(_) => "ResponseNotSent",
+            HandlerError::ListRacks { .. } | HandlerError::RepairFailed { .. } => "RepairFailed",
         };
         Diagnostic {
             error_type: error_type.to_owned(),
@@ -116,7 +129,8 @@ impl Handler {
         }
 
         let rack = match events::dispatch(&event.payload, &self.parameter_prefix) {
-            Ok(Trigger::Reconcile(rack)) => rack,
+            Ok(Trigger::Reconcile(rack)) => Some(rack),
+            Ok(Trigger::ReconcileAll) => None,
             Ok(Trigger::Ignore(reason)) => {
                 tracing::debug!(%reason, "ignored");
                 return Ok(json!({ "ignored": reason }));
@@ -134,14 +148,12 @@ impl Handler {
             parameter_prefix: self.parameter_prefix.clone(),
         };
 
+        let Some(rack) = rack else {
+            return repair_all(&context).await;
+        };
         // Boxed: the reconcile future is large, and the runtime nests it deeply.
         let report = Box::pin(reconcile::reconcile(&context, &rack)).await?;
-        let changes: Vec<String> = report.changes.iter().map(ToString::to_string).collect();
-        Ok(json!({
-            "rack": report.rack.as_str(),
-            "enabled": report.enabled,
-            "changes": changes,
-        }))
+        Ok(report_json(&report))
     }
 
     /// Runs a custom-resource request and sends exactly one response to its
@@ -224,6 +236,46 @@ impl Handler {
             .await?;
         Ok(target.clone())
     }
+}
+
+fn report_json(report: &reconcile::Report) -> Value {
+    let changes: Vec<String> = report.changes.iter().map(ToString::to_string).collect();
+    json!({
+        "rack": report.rack.as_str(),
+        "enabled": report.enabled,
+        "changes": changes,
+    })
+}
+
+/// Reconciles every rack with parameters under the prefix, one after the
+/// other, so that resources changed or deleted by hand come back. A failing
+/// rack does not stop the others; the invocation fails afterwards, naming it.
+async fn repair_all(context: &Context) -> Result<Value, HandlerError> {
+    let racks = ssm::list_racks(&context.clients.ssm, &context.parameter_prefix)
+        .await
+        .map_err(|source| HandlerError::ListRacks {
+            prefix: context.parameter_prefix.clone(),
+            source,
+        })?;
+    tracing::info!(racks = racks.len(), "drift repair");
+
+    let mut reports = Vec::new();
+    let mut failures = Vec::new();
+    for rack in &racks {
+        match Box::pin(reconcile::reconcile(context, rack)).await {
+            Ok(report) => reports.push(report_json(&report)),
+            Err(error) => failures.push(error.to_string()),
+        }
+    }
+
+    if !failures.is_empty() {
+        return Err(HandlerError::RepairFailed {
+            failed: failures.len(),
+            total: racks.len(),
+            errors: failures.join(" | "),
+        });
+    }
+    Ok(json!({ "repaired": reports }))
 }
 
 /// Time kept back by default from the Lambda deadline to send a response.

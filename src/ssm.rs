@@ -88,6 +88,48 @@ pub async fn read(
     Ok(stored)
 }
 
+/// Returns the racks that have hubcache parameters under `prefix`, sorted.
+/// Rack paths that are not valid lowercase rack names are skipped with a warning.
+pub async fn list_racks(client: &Client, prefix: &str) -> Result<Vec<Rack>, AwsError> {
+    let root = format!("{}/", prefix.trim_end_matches('/'));
+    let mut racks: Vec<Rack> = Vec::new();
+
+    let mut pages = client
+        .get_parameters_by_path()
+        .path(&root)
+        .recursive(true)
+        .with_decryption(false)
+        .into_paginator()
+        .send();
+    while let Some(page) = pages.next().await {
+        let page = page.map_err(AwsError::from_sdk)?;
+        for name in page.parameters().iter().filter_map(|found| found.name()) {
+            let Some((rack_name, short_name)) = name
+                .strip_prefix(&root)
+                .and_then(|rest| rest.split_once('/'))
+            else {
+                continue;
+            };
+            if Parameter::from_name(short_name).is_none() && short_name != CACHE_PREFIX_PARAMETER {
+                continue;
+            }
+            match Rack::parse(rack_name) {
+                Ok(rack) if rack.as_str() == rack_name => {
+                    if !racks.contains(&rack) {
+                        racks.push(rack);
+                    }
+                }
+                _ => {
+                    tracing::warn!(parameter = %name, "skipped a parameter whose path is not a valid rack name")
+                }
+            }
+        }
+    }
+
+    racks.sort();
+    Ok(racks)
+}
+
 /// Writes one parameter, the password as a SecureString, replacing any value.
 pub async fn write(
     client: &Client,

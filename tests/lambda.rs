@@ -84,8 +84,9 @@ async fn handler_rejects_unknown_payload() {
     assert_eq!(diagnostic.error_type, "InvalidEvent");
     assert_eq!(
         diagnostic.error_message,
-        "Unsupported event: expected an EventBridge \"Parameter Store Change\" event from aws.ssm \
-         or a direct invocation {\"rack\": \"<name>\"}, but got an object with keys [\"hello\"]."
+        "Unsupported event: expected an EventBridge \"Parameter Store Change\" event from aws.ssm, \
+         a \"Scheduled Event\" from aws.events, a CloudFormation custom-resource request, or a \
+         direct invocation {\"rack\": \"<name>\"}, but got an object with keys [\"hello\"]."
     );
 }
 

@@ -33,10 +33,16 @@ pub fn endpoint() -> String {
     url
 }
 
+/// Returns the SDK configuration of the tests: the emulator's endpoint, test
+/// credentials, and the SDK's standard retry policy, as the Lambda has it.
 pub fn sdk_config() -> SdkConfig {
     SdkConfig::builder()
         .behavior_version(BehaviorVersion::latest())
         .region(Region::new(REGION))
+        .retry_config(aws_sdk_ecr::config::retry::RetryConfig::standard())
+        .sleep_impl(aws_smithy_async::rt::sleep::SharedAsyncSleep::new(
+            aws_smithy_async::rt::sleep::TokioSleep::new(),
+        ))
         .endpoint_url(endpoint())
         .credentials_provider(aws_sdk_ecr::config::SharedCredentialsProvider::new(
             Credentials::for_tests(),
