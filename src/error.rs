@@ -151,7 +151,7 @@ pub enum Error {
         source: AwsError,
     },
 
-    #[error("Rack {rack}: failed to {action}: {source}")]
+    #[error("Rack {rack}: failed to {action} ({permission}): {source}", permission = action.permission())]
     ApplyFailed {
         rack: String,
         action: Action,

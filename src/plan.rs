@@ -133,6 +133,33 @@ impl fmt::Display for Action {
     }
 }
 
+impl Action {
+    /// Returns the IAM permission the change needs, named in errors.
+    pub fn permission(&self) -> &'static str {
+        match self {
+            Action::CreateSecret { .. } => "secretsmanager:CreateSecret",
+            Action::RestoreSecret { .. } => "secretsmanager:RestoreSecret",
+            Action::UpdateSecretValue { .. } => "secretsmanager:PutSecretValue",
+            Action::DeleteSecret { .. } => "secretsmanager:DeleteSecret",
+            Action::CreateRule { .. } => "ecr:CreatePullThroughCacheRule",
+            Action::UpdateRuleCredential { .. } => "ecr:UpdatePullThroughCacheRule",
+            Action::DeleteRule { .. } => "ecr:DeletePullThroughCacheRule",
+            Action::CreatePolicy { .. } => "iam:CreatePolicy",
+            Action::UpdatePolicyDocument { .. } => "iam:CreatePolicyVersion",
+            Action::AttachPolicy { .. } => "iam:AttachRolePolicy",
+            Action::DetachPolicy { entity, .. } => match entity {
+                Entity::Role(_) => "iam:DetachRolePolicy",
+                Entity::User(_) => "iam:DetachUserPolicy",
+                Entity::Group(_) => "iam:DetachGroupPolicy",
+            },
+            Action::DeletePolicyVersion { .. } => "iam:DeletePolicyVersion",
+            Action::DeletePolicy { .. } => "iam:DeletePolicy",
+            Action::PublishCachePrefix { .. } => "ssm:PutParameter",
+            Action::UnpublishCachePrefix => "ssm:DeleteParameter",
+        }
+    }
+}
+
 /// A desired state that cannot be reached from what AWS holds.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum PlanError {

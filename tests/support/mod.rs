@@ -505,3 +505,64 @@ async fn serve_one(
     let answer = format!("HTTP/1.1 {status}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
     let _ = socket.write_all(answer.as_bytes()).await;
 }
+
+/// An AWS service whose client gets an injected fault.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Service {
+    Ecr,
+    Iam,
+    Secrets,
+    Ssm,
+}
+
+/// Clients like [`logged_clients`], where `service`'s client answers the
+/// first call that `rule` matches with the rule's response.
+///
+/// aws-smithy-mocks replaces the response after the request was sent, so the
+/// faulted call still reaches the emulator: the fault is a call whose outcome
+/// the caller never learns, the hardest case for a reconciler.
+pub fn faulty_clients(service: Service, rule: &aws_smithy_mocks::Rule) -> (Clients, CallLog) {
+    let (mut clients, log) = logged_clients();
+    let config = sdk_config();
+    let fault = || {
+        aws_smithy_mocks::MockResponseInterceptor::new()
+            .rule_mode(aws_smithy_mocks::RuleMode::MatchAny)
+            .with_rule(rule)
+            .allow_passthrough()
+    };
+    match service {
+        Service::Ecr => {
+            clients.ecr = aws_sdk_ecr::Client::from_conf(
+                aws_sdk_ecr::config::Builder::from(&config)
+                    .interceptor(log.clone())
+                    .interceptor(fault())
+                    .build(),
+            )
+        }
+        Service::Iam => {
+            clients.iam = aws_sdk_iam::Client::from_conf(
+                aws_sdk_iam::config::Builder::from(&config)
+                    .interceptor(log.clone())
+                    .interceptor(fault())
+                    .build(),
+            )
+        }
+        Service::Secrets => {
+            clients.secrets = aws_sdk_secretsmanager::Client::from_conf(
+                aws_sdk_secretsmanager::config::Builder::from(&config)
+                    .interceptor(log.clone())
+                    .interceptor(fault())
+                    .build(),
+            )
+        }
+        Service::Ssm => {
+            clients.ssm = aws_sdk_ssm::Client::from_conf(
+                aws_sdk_ssm::config::Builder::from(&config)
+                    .interceptor(log.clone())
+                    .interceptor(fault())
+                    .build(),
+            )
+        }
+    }
+    (clients, log)
+}

@@ -1,0 +1,559 @@
+//! Faults at every AWS call, retries, races, adoption of resources made by
+//! hand, and drift repair, on the AWS emulator.
+
+mod support;
+
+use std::collections::BTreeSet;
+
+use aws_smithy_mocks::{Rule, mock};
+use hubcache::names::Rack;
+use hubcache::reconcile::{Context, reconcile};
+use serde_json::json;
+use support::{CallLog, Service, faulty_clients, rack_resources, store_parameters};
+
+/// Where in a rack's life a fault strikes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+enum Scenario {
+    /// Enable a rack that has nothing yet.
+    Enable,
+    /// Change the password of an enabled rack.
+    Rotate,
+    /// Disable an enabled rack.
+    Disable,
+}
+
+/// Builds a rule that answers the first `times` calls of an operation with
+/// the AWS error `code`.
+macro_rules! fault {
+    ($client:path, $error:ty, $code:expr, $times:expr) => {
+        mock!($client)
+            .sequence()
+            .error(|| {
+                <$error>::generic(
+                    aws_sdk_ssm::error::ErrorMetadata::builder()
+                        .code($code)
+                        .message("injected fault")
+                        .build(),
+                )
+            })
+            .times($times)
+            .build()
+    };
+}
+
+macro_rules! denied {
+    ($client:path, $error:ty) => {
+        fault!($client, $error, "AccessDeniedException", 1)
+    };
+}
+
+struct Case {
+    scenario: Scenario,
+    operation: &'static str,
+    service: Service,
+    rule: Rule,
+    /// What the error must name, with `{rack}` for the rack.
+    names: &'static str,
+}
+
+fn case(
+    scenario: Scenario,
+    operation: &'static str,
+    service: Service,
+    rule: Rule,
+    names: &'static str,
+) -> Case {
+    Case {
+        scenario,
+        operation,
+        service,
+        rule,
+        names,
+    }
+}
+
+/// One case for every AWS call of enable, rotate and disable.
+fn cases() -> Vec<Case> {
+    use Scenario::{Disable, Enable, Rotate};
+    use Service::{Ecr, Iam, Secrets, Ssm};
+    use aws_sdk_ecr::operation as ecr;
+    use aws_sdk_iam::operation as iam;
+    use aws_sdk_secretsmanager::operation as sm;
+    use aws_sdk_ssm::operation as ssm;
+
+    let read_parameters = || {
+        denied!(
+            aws_sdk_ssm::Client::get_parameters_by_path,
+            ssm::get_parameters_by_path::GetParametersByPathError
+        )
+    };
+    let read_rule = || {
+        denied!(
+            aws_sdk_ecr::Client::describe_pull_through_cache_rules,
+            ecr::describe_pull_through_cache_rules::DescribePullThroughCacheRulesError
+        )
+    };
+    let get_secret = || {
+        denied!(
+            aws_sdk_secretsmanager::Client::get_secret_value,
+            sm::get_secret_value::GetSecretValueError
+        )
+    };
+    let get_policy = || {
+        denied!(
+            aws_sdk_iam::Client::get_policy,
+            iam::get_policy::GetPolicyError
+        )
+    };
+    let get_version = || {
+        denied!(
+            aws_sdk_iam::Client::get_policy_version,
+            iam::get_policy_version::GetPolicyVersionError
+        )
+    };
+    let entities = || {
+        denied!(
+            aws_sdk_iam::Client::list_entities_for_policy,
+            iam::list_entities_for_policy::ListEntitiesForPolicyError
+        )
+    };
+    let get_role = || denied!(aws_sdk_iam::Client::get_role, iam::get_role::GetRoleError);
+
+    let parameters = "failed to read parameters under /convox/{rack}/";
+    let secret = "failed to read secret ecr-pullthroughcache/{rack}";
+    let rule = "failed to read pull-through cache rule docker-hub-{rack}";
+    let policy = "failed to read IAM policy {rack}-ecr-pull-through and node roles";
+
+    vec![
+        case(
+            Enable,
+            "GetParametersByPath",
+            Ssm,
+            read_parameters(),
+            parameters,
+        ),
+        case(Enable, "GetSecretValue", Secrets, get_secret(), secret),
+        case(
+            Enable,
+            "DescribePullThroughCacheRules",
+            Ecr,
+            read_rule(),
+            rule,
+        ),
+        case(Enable, "GetPolicy", Iam, get_policy(), policy),
+        case(Enable, "GetRole", Iam, get_role(), policy),
+        case(
+            Enable,
+            "CreateSecret",
+            Secrets,
+            denied!(
+                aws_sdk_secretsmanager::Client::create_secret,
+                sm::create_secret::CreateSecretError
+            ),
+            "failed to create secret ecr-pullthroughcache/{rack} (secretsmanager:CreateSecret)",
+        ),
+        case(
+            Enable,
+            "CreatePullThroughCacheRule",
+            Ecr,
+            denied!(
+                aws_sdk_ecr::Client::create_pull_through_cache_rule,
+                ecr::create_pull_through_cache_rule::CreatePullThroughCacheRuleError
+            ),
+            "failed to create pull-through cache rule docker-hub-{rack} (ecr:CreatePullThroughCacheRule)",
+        ),
+        case(
+            Enable,
+            "CreatePolicy",
+            Iam,
+            denied!(
+                aws_sdk_iam::Client::create_policy,
+                iam::create_policy::CreatePolicyError
+            ),
+            "failed to create IAM policy {rack}-ecr-pull-through (iam:CreatePolicy)",
+        ),
+        case(
+            Enable,
+            "AttachRolePolicy",
+            Iam,
+            denied!(
+                aws_sdk_iam::Client::attach_role_policy,
+                iam::attach_role_policy::AttachRolePolicyError
+            ),
+            "failed to attach IAM policy {rack}-ecr-pull-through to role {rack}-nodes (iam:AttachRolePolicy)",
+        ),
+        case(
+            Enable,
+            "PutParameter",
+            Ssm,
+            denied!(
+                aws_sdk_ssm::Client::put_parameter,
+                ssm::put_parameter::PutParameterError
+            ),
+            "failed to publish cache prefix 123456789012.dkr.ecr.us-east-1.amazonaws.com/docker-hub-{rack} (ssm:PutParameter)",
+        ),
+        case(
+            Rotate,
+            "GetParametersByPath",
+            Ssm,
+            read_parameters(),
+            parameters,
+        ),
+        case(Rotate, "GetSecretValue", Secrets, get_secret(), secret),
+        case(
+            Rotate,
+            "DescribePullThroughCacheRules",
+            Ecr,
+            read_rule(),
+            rule,
+        ),
+        case(Rotate, "GetPolicy", Iam, get_policy(), policy),
+        case(Rotate, "GetPolicyVersion", Iam, get_version(), policy),
+        case(Rotate, "ListEntitiesForPolicy", Iam, entities(), policy),
+        case(Rotate, "GetRole", Iam, get_role(), policy),
+        case(
+            Rotate,
+            "PutSecretValue",
+            Secrets,
+            denied!(
+                aws_sdk_secretsmanager::Client::put_secret_value,
+                sm::put_secret_value::PutSecretValueError
+            ),
+            "failed to update the value of secret ecr-pullthroughcache/{rack} (secretsmanager:PutSecretValue)",
+        ),
+        case(
+            Disable,
+            "GetParametersByPath",
+            Ssm,
+            read_parameters(),
+            parameters,
+        ),
+        case(
+            Disable,
+            "DescribeSecret",
+            Secrets,
+            denied!(
+                aws_sdk_secretsmanager::Client::describe_secret,
+                sm::describe_secret::DescribeSecretError
+            ),
+            secret,
+        ),
+        case(
+            Disable,
+            "DescribePullThroughCacheRules",
+            Ecr,
+            read_rule(),
+            rule,
+        ),
+        case(Disable, "GetPolicy", Iam, get_policy(), policy),
+        case(Disable, "GetPolicyVersion", Iam, get_version(), policy),
+        case(Disable, "ListEntitiesForPolicy", Iam, entities(), policy),
+        case(
+            Disable,
+            "ListPolicyVersions",
+            Iam,
+            denied!(
+                aws_sdk_iam::Client::list_policy_versions,
+                iam::list_policy_versions::ListPolicyVersionsError
+            ),
+            policy,
+        ),
+        case(
+            Disable,
+            "DeleteParameter",
+            Ssm,
+            denied!(
+                aws_sdk_ssm::Client::delete_parameter,
+                ssm::delete_parameter::DeleteParameterError
+            ),
+            "failed to remove the published cache prefix (ssm:DeleteParameter)",
+        ),
+        case(
+            Disable,
+            "DeletePullThroughCacheRule",
+            Ecr,
+            denied!(
+                aws_sdk_ecr::Client::delete_pull_through_cache_rule,
+                ecr::delete_pull_through_cache_rule::DeletePullThroughCacheRuleError
+            ),
+            "failed to delete pull-through cache rule docker-hub-{rack} (ecr:DeletePullThroughCacheRule)",
+        ),
+        case(
+            Disable,
+            "DeleteSecret",
+            Secrets,
+            denied!(
+                aws_sdk_secretsmanager::Client::delete_secret,
+                sm::delete_secret::DeleteSecretError
+            ),
+            "failed to delete secret ecr-pullthroughcache/{rack} (secretsmanager:DeleteSecret)",
+        ),
+        case(
+            Disable,
+            "DetachRolePolicy",
+            Iam,
+            denied!(
+                aws_sdk_iam::Client::detach_role_policy,
+                iam::detach_role_policy::DetachRolePolicyError
+            ),
+            "failed to detach IAM policy {rack}-ecr-pull-through from role {rack}-nodes (iam:DetachRolePolicy)",
+        ),
+        case(
+            Disable,
+            "DeletePolicy",
+            Iam,
+            denied!(
+                aws_sdk_iam::Client::delete_policy,
+                iam::delete_policy::DeletePolicyError
+            ),
+            "failed to delete IAM policy {rack}-ecr-pull-through (iam:DeletePolicy)",
+        ),
+    ]
+}
+
+/// Brings `rack` to the state just before `scenario`'s reconcile.
+async fn prepare(context: &Context, rack: &Rack, scenario: Scenario) {
+    support::create_roles(&context.clients, &[rack.nodes_role()]).await;
+    store_parameters(
+        &context.clients,
+        rack,
+        Some("true"),
+        Some("alice"),
+        Some("token-1"),
+    )
+    .await;
+    if scenario == Scenario::Enable {
+        return;
+    }
+
+    reconcile(context, rack)
+        .await
+        .expect("the clean enable succeeds");
+    match scenario {
+        Scenario::Rotate => {
+            store_parameters(&context.clients, rack, None, None, Some("token-2")).await
+        }
+        _ => store_parameters(&context.clients, rack, Some("false"), None, None).await,
+    }
+}
+
+/// Asserts that `rack` holds exactly what `scenario` leads to, with nothing orphaned.
+async fn assert_converged(context: &Context, rack: &Rack, scenario: Scenario) {
+    let resources = rack_resources(&context.clients, rack).await;
+    let stored = hubcache::ssm::read(&context.clients.ssm, support::PREFIX, rack)
+        .await
+        .unwrap();
+
+    if scenario == Scenario::Disable {
+        assert_eq!(resources.rule_credential_arn, None, "{rack}: rule left");
+        assert_eq!(resources.secret, None, "{rack}: secret left");
+        assert_eq!(resources.policy_document, None, "{rack}: policy left");
+        assert_eq!(stored.published_cache_prefix, None, "{rack}: prefix left");
+        return;
+    }
+
+    let password = if scenario == Scenario::Rotate {
+        "token-2"
+    } else {
+        "token-1"
+    };
+    let (secret_arn, value) = resources
+        .secret
+        .unwrap_or_else(|| panic!("{rack}: no secret"));
+    assert_eq!(
+        value,
+        json!({"username": "alice", "accessToken": password}),
+        "{rack}"
+    );
+    assert_eq!(
+        resources.rule_credential_arn,
+        Some(Some(secret_arn)),
+        "{rack}"
+    );
+    assert!(resources.policy_document.is_some(), "{rack}: no policy");
+    assert_eq!(resources.policy_roles, [rack.nodes_role()], "{rack}");
+    assert_eq!(
+        stored.published_cache_prefix,
+        Some(support::target().cache_uri(rack)),
+        "{rack}"
+    );
+}
+
+#[tokio::test]
+async fn fault_at_every_call_then_converges() {
+    for (index, case) in cases().into_iter().enumerate() {
+        let rack = support::rack(&format!("f{index}-{:?}", case.scenario).to_lowercase());
+        let (clean, _log) = support::context();
+        prepare(&clean, &rack, case.scenario).await;
+        let (clients, _log) = faulty_clients(case.service, &case.rule);
+        let faulty = Context {
+            clients,
+            ..clean.clone()
+        };
+
+        let error = reconcile(&faulty, &rack).await.expect_err(&format!(
+            "{rack}: a fault at {} fails the reconcile",
+            case.operation
+        ));
+        let message = error.to_string();
+        let names = case.names.replace("{rack}", rack.as_str());
+
+        assert!(message.starts_with(&format!("Rack {rack}: ")), "{message}");
+        assert!(
+            message.contains(&names),
+            "{} should name {names:?}: {message}",
+            case.operation
+        );
+        assert!(
+            message.contains("AccessDeniedException: injected fault"),
+            "{message}"
+        );
+        assert_eq!(
+            case.rule.num_calls(),
+            1,
+            "{}: AccessDenied is not retried",
+            case.operation
+        );
+
+        reconcile(&clean, &rack).await.unwrap_or_else(|error| {
+            panic!(
+                "{rack}: the reconcile after a fault at {} fails: {error}",
+                case.operation
+            )
+        });
+        assert_converged(&clean, &rack, case.scenario).await;
+        let again = reconcile(&clean, &rack).await.unwrap();
+        assert_eq!(
+            again.changes,
+            [],
+            "{rack}: converged after a fault at {}",
+            case.operation
+        );
+    }
+}
+
+#[tokio::test]
+async fn fault_table_covers_every_call() {
+    let covered: BTreeSet<(Scenario, &str)> = cases()
+        .iter()
+        .map(|case| (case.scenario, case.operation))
+        .collect();
+    let mut called = BTreeSet::new();
+
+    for scenario in [Scenario::Enable, Scenario::Rotate, Scenario::Disable] {
+        let rack = support::rack(&format!("cover-{scenario:?}").to_lowercase());
+        let (context, log) = support::context();
+        prepare(&context, &rack, scenario).await;
+        log.clear();
+
+        reconcile(&context, &rack).await.unwrap();
+
+        for operation in CallLog::calls(&log) {
+            called.insert((scenario, operation));
+        }
+    }
+
+    let missing: Vec<_> = called
+        .iter()
+        .filter(|(scenario, operation)| !covered.contains(&(*scenario, operation.as_str())))
+        .collect();
+    assert_eq!(
+        missing,
+        Vec::<&(Scenario, String)>::new(),
+        "calls without a fault case"
+    );
+}
+
+#[tokio::test]
+async fn throttling_is_retried() {
+    let rule = fault!(
+        aws_sdk_secretsmanager::Client::get_secret_value,
+        aws_sdk_secretsmanager::operation::get_secret_value::GetSecretValueError,
+        "ThrottlingException",
+        2
+    );
+    let (clean, _log) = support::context();
+    let rack = support::rack("retry-throttle");
+    prepare(&clean, &rack, Scenario::Enable).await;
+    let (clients, _log) = faulty_clients(Service::Secrets, &rule);
+    let faulty = Context {
+        clients,
+        ..clean.clone()
+    };
+
+    let report = reconcile(&faulty, &rack)
+        .await
+        .expect("two throttled attempts are retried");
+
+    // The rule counts attempts: two throttled, then one that reached the emulator.
+    assert_eq!(rule.num_calls(), 3);
+    assert_eq!(report.changes.len(), 5, "{:?}", report.changes);
+    assert_converged(&clean, &rack, Scenario::Enable).await;
+}
+
+#[tokio::test]
+async fn throttling_retries_are_bounded() {
+    let rule = fault!(
+        aws_sdk_secretsmanager::Client::get_secret_value,
+        aws_sdk_secretsmanager::operation::get_secret_value::GetSecretValueError,
+        "ThrottlingException",
+        10
+    );
+    let (clean, _log) = support::context();
+    let rack = support::rack("retry-bounded");
+    prepare(&clean, &rack, Scenario::Enable).await;
+    let (clients, _log) = faulty_clients(Service::Secrets, &rule);
+    let faulty = Context {
+        clients,
+        ..clean.clone()
+    };
+
+    let error = reconcile(&faulty, &rack).await.unwrap_err();
+
+    assert_eq!(
+        rule.num_calls(),
+        3,
+        "the standard retry policy makes 3 attempts"
+    );
+    assert!(
+        error
+            .to_string()
+            .contains("ThrottlingException: injected fault"),
+        "{error}"
+    );
+}
+
+#[tokio::test]
+async fn rule_quota_is_named() {
+    let rule = fault!(
+        aws_sdk_ecr::Client::create_pull_through_cache_rule,
+        aws_sdk_ecr::operation::create_pull_through_cache_rule::CreatePullThroughCacheRuleError,
+        "LimitExceededException",
+        3
+    );
+    let (clean, _log) = support::context();
+    let rack = support::rack("quota");
+    prepare(&clean, &rack, Scenario::Enable).await;
+    let (clients, _log) = faulty_clients(Service::Ecr, &rule);
+    let faulty = Context {
+        clients,
+        ..clean.clone()
+    };
+
+    let message = reconcile(&faulty, &rack).await.unwrap_err().to_string();
+
+    // The SDK counts LimitExceededException as throttling and retries it.
+    assert_eq!(rule.num_calls(), 3);
+    assert!(
+        message.contains(
+            "failed to create pull-through cache rule docker-hub-quota (ecr:CreatePullThroughCacheRule): \
+             LimitExceededException: injected fault The registry has reached ECR's quota of \
+             pull-through cache rules (50 by default; "
+        ),
+        "{message}"
+    );
+    assert!(
+        message.contains(" rules exist). Delete unused rules"),
+        "{message}"
+    );
+}
