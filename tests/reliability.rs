@@ -340,7 +340,7 @@ async fn prepare(context: &Context, rack: &Rack, scenario: Scenario) {
 /// Asserts that `rack` holds exactly what `scenario` leads to, with nothing orphaned.
 async fn assert_converged(context: &Context, rack: &Rack, scenario: Scenario) {
     let resources = rack_resources(&context.clients, rack).await;
-    let stored = hubcache::ssm::read(&context.clients.ssm, support::PREFIX, rack)
+    let stored = hubcache::ssm::read(&context.clients.ssm, &context.parameter_prefix, rack)
         .await
         .unwrap();
 
@@ -555,5 +555,309 @@ async fn rule_quota_is_named() {
     assert!(
         message.contains(" rules exist). Delete unused rules"),
         "{message}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn burst_of_fifty_converges() {
+    let (context, _log) = support::context();
+    let rack = support::enabled_rack(&context, "burst-50", "token-1").await;
+
+    let runs: Vec<_> = (0..50)
+        .map(|_| {
+            let context = context.clone();
+            let rack = rack.clone();
+            tokio::spawn(async move { reconcile(&context, &rack).await })
+        })
+        .collect();
+    let mut changes = Vec::new();
+    for run in runs {
+        let report = run.await.unwrap().expect("no reconcile of the burst fails");
+        changes.extend(report.changes.iter().map(ToString::to_string));
+    }
+
+    let count = |start: &str| {
+        changes
+            .iter()
+            .filter(|change| change.starts_with(start))
+            .count()
+    };
+    assert_eq!(count("create secret"), 1, "{changes:?}");
+    assert_eq!(count("create pull-through cache rule"), 1, "{changes:?}");
+    assert_eq!(count("create IAM policy"), 1, "{changes:?}");
+    assert_converged(&context, &rack, Scenario::Enable).await;
+    let rules = context
+        .clients
+        .ecr
+        .describe_pull_through_cache_rules()
+        .send()
+        .await
+        .unwrap();
+    let named: Vec<_> = rules
+        .pull_through_cache_rules()
+        .iter()
+        .filter(|rule| rule.ecr_repository_prefix() == Some("docker-hub-burst-50"))
+        .collect();
+    assert_eq!(named.len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn alternating_burst_settles_on_last_setting() {
+    let (context, _log) = support::context();
+    let rack = support::enabled_rack(&context, "burst-flip", "token-1").await;
+
+    let runs: Vec<_> = (0..50)
+        .map(|index| {
+            let context = context.clone();
+            let rack = rack.clone();
+            tokio::spawn(async move {
+                let flag = if index % 2 == 0 { "true" } else { "false" };
+                store_parameters(&context.clients, &rack, Some(flag), None, None).await;
+                reconcile(&context, &rack).await
+            })
+        })
+        .collect();
+    for run in runs {
+        if let Err(error) = run.await.unwrap() {
+            // Reconciles that overlap opposite settings may lose to each
+            // other; the trailing event's reconcile below settles the rack.
+            let message = error.to_string();
+            assert!(message.starts_with("Rack burst-flip: "), "{message}");
+        }
+    }
+    store_parameters(&context.clients, &rack, Some("false"), None, None).await;
+
+    reconcile(&context, &rack)
+        .await
+        .expect("the reconcile of the last change converges");
+
+    assert_converged(&context, &rack, Scenario::Disable).await;
+    let again = reconcile(&context, &rack).await.unwrap();
+    assert_eq!(again.changes, []);
+}
+
+#[tokio::test]
+async fn adopts_rule_pointing_elsewhere() {
+    let (context, log) = support::context();
+    let rack = support::enabled_rack(&context, "adopt-rule", "token-1").await;
+    let other = context
+        .clients
+        .secrets
+        .create_secret()
+        .name("ecr-pullthroughcache/adopt-rule-other")
+        .secret_string(r#"{"username":"x","accessToken":"y"}"#)
+        .send()
+        .await
+        .unwrap();
+    context
+        .clients
+        .ecr
+        .create_pull_through_cache_rule()
+        .ecr_repository_prefix("docker-hub-adopt-rule")
+        .upstream_registry_url("registry-1.docker.io")
+        .upstream_registry(aws_sdk_ecr::types::UpstreamRegistry::DockerHub)
+        .credential_arn(other.arn().unwrap())
+        .send()
+        .await
+        .unwrap();
+    log.clear();
+
+    let report = reconcile(&context, &rack).await.unwrap();
+
+    assert!(
+        report.changes.iter().any(|change| change.to_string()
+            == "update the credential of pull-through cache rule docker-hub-adopt-rule"),
+        "{:?}",
+        report.changes
+    );
+    assert!(
+        !log.writes()
+            .contains(&"CreatePullThroughCacheRule".to_owned())
+    );
+    assert!(
+        log.writes()
+            .contains(&"UpdatePullThroughCacheRule".to_owned())
+    );
+    assert_converged(&context, &rack, Scenario::Enable).await;
+}
+
+#[tokio::test]
+async fn adopts_policy_with_five_versions() {
+    let (context, _log) = support::context();
+    let rack = support::enabled_rack(&context, "adopt-policy", "token-1").await;
+    let stale = |index: usize| {
+        json!({"Version": "2012-10-17", "Statement": [{"Sid": format!("Stale{index}"), "Effect": "Allow", "Action": "ecr:DescribeImages", "Resource": "*"}]}).to_string()
+    };
+    let arn = context
+        .clients
+        .iam
+        .create_policy()
+        .policy_name("adopt-policy-ecr-pull-through")
+        .policy_document(stale(1))
+        .send()
+        .await
+        .unwrap()
+        .policy()
+        .unwrap()
+        .arn()
+        .unwrap()
+        .to_owned();
+    for index in 2..=5 {
+        context
+            .clients
+            .iam
+            .create_policy_version()
+            .policy_arn(&arn)
+            .policy_document(stale(index))
+            .set_as_default(true)
+            .send()
+            .await
+            .unwrap();
+    }
+
+    let report = reconcile(&context, &rack).await.unwrap();
+
+    let changes: Vec<String> = report.changes.iter().map(ToString::to_string).collect();
+    assert!(
+        changes
+            .contains(&"delete version v1 of IAM policy adopt-policy-ecr-pull-through".to_owned()),
+        "{changes:?}"
+    );
+    assert!(
+        changes.contains(
+            &"update the document of IAM policy adopt-policy-ecr-pull-through".to_owned()
+        ),
+        "{changes:?}"
+    );
+    assert_converged(&context, &rack, Scenario::Enable).await;
+    let versions = context
+        .clients
+        .iam
+        .list_policy_versions()
+        .policy_arn(&arn)
+        .send()
+        .await
+        .unwrap();
+    let ids: BTreeSet<&str> = versions
+        .versions()
+        .iter()
+        .filter_map(|version| version.version_id())
+        .collect();
+    assert_eq!(ids, BTreeSet::from(["v2", "v3", "v4", "v5", "v6"]));
+}
+
+#[tokio::test]
+async fn restores_secret_pending_deletion() {
+    let (context, _log) = support::context();
+    let rack = support::enabled_rack(&context, "adopt-deleted", "token-1").await;
+    reconcile(&context, &rack).await.unwrap();
+    context
+        .clients
+        .secrets
+        .delete_secret()
+        .secret_id("ecr-pullthroughcache/adopt-deleted")
+        .recovery_window_in_days(7)
+        .send()
+        .await
+        .unwrap();
+
+    let report = reconcile(&context, &rack).await.unwrap();
+
+    let changes: Vec<String> = report.changes.iter().map(ToString::to_string).collect();
+    assert_eq!(
+        changes,
+        [
+            "restore secret ecr-pullthroughcache/adopt-deleted",
+            "update the value of secret ecr-pullthroughcache/adopt-deleted",
+        ]
+    );
+    assert_converged(&context, &rack, Scenario::Enable).await;
+}
+
+#[tokio::test]
+async fn scheduled_repair_restores_drift() {
+    const PREFIX: &str = "/drift/";
+    let (mut context, log) = support::context();
+    context.parameter_prefix = PREFIX.into();
+    let drifted = support::rack("drift-a");
+    let steady = support::rack("drift-b");
+    for rack in [&drifted, &steady] {
+        support::create_roles(&context.clients, &[rack.nodes_role()]).await;
+        for (parameter, value) in [
+            (hubcache::settings::Parameter::Flag, "true"),
+            (hubcache::settings::Parameter::Username, "alice"),
+            (hubcache::settings::Parameter::Password, "token-1"),
+        ] {
+            hubcache::ssm::write(&context.clients.ssm, PREFIX, rack, parameter, value)
+                .await
+                .unwrap();
+        }
+        reconcile(&context, rack).await.unwrap();
+    }
+    let policy_arn = support::target().policy_arn(&drifted);
+    context
+        .clients
+        .ecr
+        .delete_pull_through_cache_rule()
+        .ecr_repository_prefix("docker-hub-drift-a")
+        .send()
+        .await
+        .unwrap();
+    context
+        .clients
+        .iam
+        .detach_role_policy()
+        .role_name("drift-a-nodes")
+        .policy_arn(&policy_arn)
+        .send()
+        .await
+        .unwrap();
+    let handler =
+        hubcache::lambda::Handler::with_clients(context.clients.clone(), PREFIX.into(), None);
+    let mut invocation = lambda_runtime::Context::default();
+    invocation.invoked_function_arn =
+        "arn:aws:lambda:us-east-1:123456789012:function:hubcache".into();
+    let scheduled = json!({
+        "version": "0",
+        "id": "0d7c4b1a-3b0e-4c55-9f3e-6f1d2a7b8c9d",
+        "detail-type": "Scheduled Event",
+        "source": "aws.events",
+        "account": "123456789012",
+        "time": "2026-12-04T18:00:00Z",
+        "region": "us-east-1",
+        "resources": ["arn:aws:events:us-east-1:123456789012:rule/hubcache-drift-repair"],
+        "detail": {}
+    });
+    log.clear();
+
+    let result = handler
+        .handle(lambda_runtime::LambdaEvent::new(
+            scheduled.clone(),
+            invocation.clone(),
+        ))
+        .await
+        .unwrap();
+
+    assert_eq!(
+        result,
+        json!({"repaired": [
+            {"rack": "drift-a", "enabled": true, "changes": [
+                "create pull-through cache rule docker-hub-drift-a",
+                "attach IAM policy drift-a-ecr-pull-through to role drift-a-nodes",
+            ]},
+            {"rack": "drift-b", "enabled": true, "changes": []},
+        ]})
+    );
+    assert_converged(&context, &drifted, Scenario::Enable).await;
+    log.clear();
+    let converged = handler
+        .handle(lambda_runtime::LambdaEvent::new(scheduled, invocation))
+        .await
+        .unwrap();
+    assert_eq!(converged["repaired"][0]["changes"], json!([]));
+    assert_eq!(
+        log.writes(),
+        Vec::<String>::new(),
+        "a converged run writes nothing"
     );
 }
