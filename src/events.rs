@@ -246,6 +246,17 @@ mod tests {
     }
 
     #[test]
+    fn parameter_change_of_similar_rack() {
+        for (name, expected) in [
+            ("/convox/demo-x/ecr_docker_hub_cache", "demo-x"),
+            ("/convox/demox/docker_hub_password", "demox"),
+            ("/convox/de/docker_hub_username", "de"),
+        ] {
+            assert_eq!(dispatch(&parameter_event(name, "Update"), "/convox/"), Ok(rack(expected)));
+        }
+    }
+
+    #[test]
     fn parameter_change_rejects_invalid_rack() {
         let error = dispatch(
             &parameter_event(
