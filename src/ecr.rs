@@ -4,7 +4,7 @@
 use aws_sdk_ecr::Client;
 use aws_sdk_ecr::types::UpstreamRegistry;
 
-use crate::error::AwsError;
+use crate::error::{AwsError, RequestId, request_id_of};
 use crate::names::{Rack, UPSTREAM_REGISTRY_URL};
 use crate::plan::ObservedRule;
 
@@ -44,7 +44,7 @@ pub const RULES_PER_REGISTRY_QUOTA: usize = 50;
 
 /// Creates the rule. When ECR's rule quota is reached, the error says how
 /// many rules the registry has and what to do.
-pub async fn create(client: &Client, rack: &Rack, secret_arn: &str) -> Result<(), AwsError> {
+pub async fn create(client: &Client, rack: &Rack, secret_arn: &str) -> Result<RequestId, AwsError> {
     let result = client
         .create_pull_through_cache_rule()
         .ecr_repository_prefix(rack.rule_prefix())
@@ -55,7 +55,7 @@ pub async fn create(client: &Client, rack: &Rack, secret_arn: &str) -> Result<()
         .await;
 
     let error = match result {
-        Ok(_) => return Ok(()),
+        Ok(output) => return Ok(request_id_of(&output)),
         Err(error) => AwsError::from_sdk(error),
     };
     if !error.is_code("LimitExceededException") {
@@ -97,19 +97,19 @@ pub async fn update_credential(
     client: &Client,
     rack: &Rack,
     secret_arn: &str,
-) -> Result<(), AwsError> {
-    client
+) -> Result<RequestId, AwsError> {
+    let output = client
         .update_pull_through_cache_rule()
         .ecr_repository_prefix(rack.rule_prefix())
         .credential_arn(secret_arn)
         .send()
         .await
         .map_err(AwsError::from_sdk)?;
-    Ok(())
+    Ok(request_id_of(&output))
 }
 
 /// Deletes the rule. Repositories it cached stay, and an absent rule is not an error.
-pub async fn delete(client: &Client, rack: &Rack) -> Result<(), AwsError> {
+pub async fn delete(client: &Client, rack: &Rack) -> Result<RequestId, AwsError> {
     let result = client
         .delete_pull_through_cache_rule()
         .ecr_repository_prefix(rack.rule_prefix())
@@ -117,13 +117,13 @@ pub async fn delete(client: &Client, rack: &Rack) -> Result<(), AwsError> {
         .await;
 
     match result {
-        Ok(_) => Ok(()),
+        Ok(output) => Ok(request_id_of(&output)),
         Err(error)
             if error
                 .as_service_error()
                 .is_some_and(|e| e.is_pull_through_cache_rule_not_found_exception()) =>
         {
-            Ok(())
+            Ok(None)
         }
         Err(error) => Err(AwsError::from_sdk(error)),
     }

@@ -3,7 +3,7 @@
 use std::fmt;
 
 use aws_sdk_ssm::error::{ProvideErrorMetadata, SdkError};
-use aws_sdk_ssm::operation::RequestId;
+use aws_sdk_ssm::operation::RequestId as ProvideRequestId;
 
 use crate::names::RackNameError;
 use crate::plan::{Action, PlanError};
@@ -27,7 +27,7 @@ impl AwsError {
     where
         E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
         R: fmt::Debug,
-        SdkError<E, R>: RequestId,
+        SdkError<E, R>: ProvideRequestId,
     {
         let code = error.code().map(str::to_owned);
         let message = match error.message() {
@@ -129,6 +129,14 @@ pub(crate) fn display_chain(error: &dyn std::error::Error) -> String {
         source = cause.source();
     }
     text
+}
+
+/// AWS's id of a request that changed something, logged with the change.
+pub type RequestId = Option<String>;
+
+/// Returns the AWS request id of a response.
+pub(crate) fn request_id_of(output: &impl ProvideRequestId) -> RequestId {
+    output.request_id().map(str::to_owned)
 }
 
 /// Failure of a reconcile.

@@ -252,7 +252,10 @@ mod tests {
             ("/convox/demox/docker_hub_password", "demox"),
             ("/convox/de/docker_hub_username", "de"),
         ] {
-            assert_eq!(dispatch(&parameter_event(name, "Update"), "/convox/"), Ok(rack(expected)));
+            assert_eq!(
+                dispatch(&parameter_event(name, "Update"), "/convox/"),
+                Ok(rack(expected))
+            );
         }
     }
 

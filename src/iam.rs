@@ -4,29 +4,20 @@ use aws_sdk_iam::Client;
 use percent_encoding::percent_decode_str;
 use serde_json::Value;
 
-use crate::error::AwsError;
+use crate::error::{AwsError, RequestId, request_id_of};
 use crate::names::Rack;
 use crate::plan::{Entity, ObservedPolicy};
 
 /// IAM's error code for a policy, role, user or group that does not exist.
 const NO_SUCH_ENTITY: &str = "NoSuchEntity";
 
-/// Choice of the policy versions to read besides its document and attachments.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum VersionsToRead {
-    /// Non-default versions are listed only when the document differs.
-    WhenDocumentDiffers,
-    /// Non-default versions are always listed, because they must be deleted first.
-    Always,
-}
-
-/// Reads the policy at `arn`, compares its default document with `document`,
-/// and lists the entities it is attached to.
+/// Reads the policy at `arn` and the entities it is attached to. With
+/// `document`, also compares the default version with it, and lists the other
+/// versions when they differ, since replacing the document may need room.
 pub async fn observe(
     client: &Client,
     arn: &str,
-    document: &Value,
-    versions: VersionsToRead,
+    document: Option<&Value>,
 ) -> Result<Option<ObservedPolicy>, AwsError> {
     let result = client.get_policy().policy_arn(arn).send().await;
     let policy = match result {
@@ -40,19 +31,25 @@ pub async fn observe(
         }
         Err(error) => return Err(AwsError::from_sdk(error)),
     };
-    let default_version = policy
-        .as_ref()
-        .and_then(|policy| policy.default_version_id())
-        .ok_or_else(|| AwsError::missing_field("GetPolicy", "DefaultVersionId"))?
-        .to_owned();
 
-    let document_matches =
-        default_document(client, arn, &default_version).await? == Some(document.clone());
+    let document_matches = match document {
+        Some(document) => {
+            let default_version = policy
+                .as_ref()
+                .and_then(|policy| policy.default_version_id())
+                .ok_or_else(|| AwsError::missing_field("GetPolicy", "DefaultVersionId"))?;
+            default_document(client, arn, default_version)
+                .await?
+                .as_ref()
+                == Some(document)
+        }
+        None => true,
+    };
     let attached_to = attached_entities(client, arn).await?;
-    let non_default_versions = if versions == VersionsToRead::Always || !document_matches {
-        non_default_versions(client, arn).await?
-    } else {
+    let non_default_versions = if document_matches {
         Vec::new()
+    } else {
+        non_default_versions(client, arn).await?
     };
 
     Ok(Some(ObservedPolicy {
@@ -158,8 +155,12 @@ pub async fn existing_roles(
     Ok(existing)
 }
 
-/// Creates the policy and returns its ARN.
-pub async fn create(client: &Client, rack: &Rack, document: &Value) -> Result<String, AwsError> {
+/// Creates the policy and returns its ARN and the request id.
+pub async fn create(
+    client: &Client,
+    rack: &Rack,
+    document: &Value,
+) -> Result<(String, RequestId), AwsError> {
     let output = client
         .create_policy()
         .policy_name(rack.policy_name())
@@ -172,16 +173,21 @@ pub async fn create(client: &Client, rack: &Rack, document: &Value) -> Result<St
         .await
         .map_err(AwsError::from_sdk)?;
 
-    output
+    let arn = output
         .policy()
         .and_then(|policy| policy.arn())
         .map(str::to_owned)
-        .ok_or_else(|| AwsError::missing_field("CreatePolicy", "Arn"))
+        .ok_or_else(|| AwsError::missing_field("CreatePolicy", "Arn"))?;
+    Ok((arn, request_id_of(&output)))
 }
 
 /// Makes `document` the policy's default version.
-pub async fn update_document(client: &Client, arn: &str, document: &Value) -> Result<(), AwsError> {
-    client
+pub async fn update_document(
+    client: &Client,
+    arn: &str,
+    document: &Value,
+) -> Result<RequestId, AwsError> {
+    let output = client
         .create_policy_version()
         .policy_arn(arn)
         .policy_document(document.to_string())
@@ -189,68 +195,101 @@ pub async fn update_document(client: &Client, arn: &str, document: &Value) -> Re
         .send()
         .await
         .map_err(AwsError::from_sdk)?;
-    Ok(())
+    Ok(request_id_of(&output))
 }
 
-pub async fn attach(client: &Client, arn: &str, role: &str) -> Result<(), AwsError> {
-    client
+pub async fn attach(client: &Client, arn: &str, role: &str) -> Result<RequestId, AwsError> {
+    let output = client
         .attach_role_policy()
         .policy_arn(arn)
         .role_name(role)
         .send()
         .await
         .map_err(AwsError::from_sdk)?;
-    Ok(())
+    Ok(request_id_of(&output))
 }
 
 /// Detaches the policy from `entity`; one that is no longer attached is not an error.
-pub async fn detach(client: &Client, arn: &str, entity: &Entity) -> Result<(), AwsError> {
+pub async fn detach(client: &Client, arn: &str, entity: &Entity) -> Result<RequestId, AwsError> {
     let result = match entity {
         Entity::Role(name) => {
             let call = client.detach_role_policy().policy_arn(arn).role_name(name);
-            call.send().await.map(drop).map_err(AwsError::from_sdk)
+            call.send()
+                .await
+                .map(|output| request_id_of(&output))
+                .map_err(AwsError::from_sdk)
         }
         Entity::User(name) => {
             let call = client.detach_user_policy().policy_arn(arn).user_name(name);
-            call.send().await.map(drop).map_err(AwsError::from_sdk)
+            call.send()
+                .await
+                .map(|output| request_id_of(&output))
+                .map_err(AwsError::from_sdk)
         }
         Entity::Group(name) => {
             let call = client
                 .detach_group_policy()
                 .policy_arn(arn)
                 .group_name(name);
-            call.send().await.map(drop).map_err(AwsError::from_sdk)
+            call.send()
+                .await
+                .map(|output| request_id_of(&output))
+                .map_err(AwsError::from_sdk)
         }
     };
 
     match result {
-        Err(error) if error.is_code(NO_SUCH_ENTITY) => Ok(()),
+        Err(error) if error.is_code(NO_SUCH_ENTITY) => Ok(None),
         other => other,
     }
 }
 
-pub async fn delete_version(client: &Client, arn: &str, version: &str) -> Result<(), AwsError> {
-    client
+pub async fn delete_version(
+    client: &Client,
+    arn: &str,
+    version: &str,
+) -> Result<RequestId, AwsError> {
+    let output = client
         .delete_policy_version()
         .policy_arn(arn)
         .version_id(version)
         .send()
         .await
         .map_err(AwsError::from_sdk)?;
-    Ok(())
+    Ok(request_id_of(&output))
 }
 
-/// Deletes the policy; an absent policy is not an error. IAM rejects the
-/// call with DeleteConflict while the policy is attached or has other versions.
-pub async fn delete(client: &Client, arn: &str) -> Result<(), AwsError> {
+/// Deletes the policy; an absent policy is not an error.
+///
+/// IAM rejects the call with DeleteConflict while the policy is attached or
+/// has versions besides the default. Versions are rare, so they are listed
+/// and deleted only after such a rejection, and the delete is tried again.
+pub async fn delete(client: &Client, arn: &str) -> Result<RequestId, AwsError> {
+    let error = match delete_once(client, arn).await {
+        Err(error) if error.is_code("DeleteConflict") => error,
+        other => return other,
+    };
+
+    let versions = non_default_versions(client, arn).await?;
+    if versions.is_empty() {
+        return Err(error);
+    }
+    for version in &versions {
+        let request_id = delete_version(client, arn, version).await?;
+        tracing::info!(policy = %arn, %version, request_id = request_id.as_deref().unwrap_or("-"), "deleted a policy version");
+    }
+    delete_once(client, arn).await
+}
+
+async fn delete_once(client: &Client, arn: &str) -> Result<RequestId, AwsError> {
     match client.delete_policy().policy_arn(arn).send().await {
-        Ok(_) => Ok(()),
+        Ok(output) => Ok(request_id_of(&output)),
         Err(error)
             if error
                 .as_service_error()
                 .is_some_and(|e| e.is_no_such_entity_exception()) =>
         {
-            Ok(())
+            Ok(None)
         }
         Err(error) => Err(AwsError::from_sdk(error)),
     }

@@ -4,8 +4,7 @@
 use aws_config::SdkConfig;
 use tracing::{Instrument, info, info_span};
 
-use crate::error::{AwsError, Error};
-use crate::iam::VersionsToRead;
+use crate::error::{AwsError, Error, RequestId};
 use crate::names::{Rack, Target};
 use crate::plan::{self, Action, Observed};
 use crate::settings::{Credentials, Desired};
@@ -169,10 +168,15 @@ fn is_race(error: &AwsError) -> bool {
     RACE_CODES.iter().any(|code| error.is_code(code))
 }
 
-/// Reads what the plan needs, the three services at once.
+/// Reads what the plan needs.
+///
+/// The secret is read first. When the cache is to be enabled and the secret
+/// does not exist, the rack has almost always never been enabled, so the rule
+/// and the policy are taken as absent without reading them, which saves calls.
+/// If they exist after all, creating them fails with an already-exists error,
+/// and [`converge`] observes everything again.
 pub async fn observe(context: &Context, rack: &Rack, desired: &Desired) -> Result<Observed, Error> {
     let clients = &context.clients;
-    let credentials = desired.credentials();
     let read_failed = |resource: String| {
         let rack = rack.to_string();
         move |source| Error::ReadFailed {
@@ -182,11 +186,24 @@ pub async fn observe(context: &Context, rack: &Rack, desired: &Desired) -> Resul
         }
     };
 
-    let secret = async {
-        secrets::observe(&clients.secrets, rack, credentials)
+    let secret = secrets::observe(&clients.secrets, rack, desired.credentials())
+        .await
+        .map_err(read_failed(format!("secret {}", rack.secret_name())))?;
+
+    if let (Desired::Enabled(cache), None) = (desired, &secret) {
+        let candidates: Vec<String> = cache.node_roles.all().cloned().collect();
+        let node_roles = iam::existing_roles(&clients.iam, &candidates, &[])
             .await
-            .map_err(read_failed(format!("secret {}", rack.secret_name())))
-    };
+            .map_err(read_failed(format!(
+                "IAM policy {} and node roles",
+                rack.policy_name()
+            )))?;
+        return Ok(Observed {
+            node_roles,
+            ..Observed::default()
+        });
+    }
+
     let rule = async {
         ecr::observe(&clients.ecr, rack)
             .await
@@ -203,7 +220,7 @@ pub async fn observe(context: &Context, rack: &Rack, desired: &Desired) -> Resul
                 rack.policy_name()
             )))
     };
-    let (secret, rule, (policy, node_roles)) = tokio::try_join!(secret, rule, policy_and_roles)?;
+    let (rule, (policy, node_roles)) = tokio::try_join!(rule, policy_and_roles)?;
 
     Ok(Observed {
         secret,
@@ -221,13 +238,12 @@ async fn observe_policy_and_roles(
 ) -> Result<(Option<plan::ObservedPolicy>, Vec<String>), AwsError> {
     let iam_client = &context.clients.iam;
     let arn = context.target.policy_arn(rack);
-    let document = plan::policy_document(&context.target, rack);
-    let versions = match desired {
-        Desired::Enabled(_) => VersionsToRead::WhenDocumentDiffers,
-        Desired::Disabled => VersionsToRead::Always,
-    };
+    // Disabling deletes the policy whatever its document says.
+    let document = desired
+        .is_enabled()
+        .then(|| plan::policy_document(&context.target, rack));
 
-    let policy = iam::observe(iam_client, &arn, &document, versions).await?;
+    let policy = iam::observe(iam_client, &arn, document.as_ref()).await?;
     let Desired::Enabled(cache) = desired else {
         return Ok((policy, Vec::new()));
     };
@@ -270,14 +286,19 @@ async fn apply(
     let credentials = desired.credentials();
 
     for action in actions {
-        apply_one(context, rack, credentials, action, &mut arns)
+        let request_id = apply_one(context, rack, credentials, action, &mut arns)
             .await
             .map_err(|source| Error::ApplyFailed {
                 rack: rack.to_string(),
                 action: action.clone(),
                 source,
             })?;
-        info!(rack = %rack, change = %action, "applied");
+        info!(
+            rack = %rack,
+            change = %action,
+            request_id = request_id.as_deref().unwrap_or("-"),
+            "applied"
+        );
         applied.push(action.clone());
     }
     Ok(arns)
@@ -289,7 +310,7 @@ async fn apply_one(
     credentials: Option<&Credentials>,
     action: &Action,
     arns: &mut Arns,
-) -> Result<(), AwsError> {
+) -> Result<RequestId, AwsError> {
     let clients = &context.clients;
     let credentials = || {
         credentials.ok_or_else(|| {
@@ -304,40 +325,43 @@ async fn apply_one(
 
     match action {
         Action::CreateSecret { .. } => {
-            arns.secret = Some(secrets::create(&clients.secrets, rack, credentials()?).await?);
+            let (arn, request_id) = secrets::create(&clients.secrets, rack, credentials()?).await?;
+            arns.secret = Some(arn);
+            Ok(request_id)
         }
-        Action::RestoreSecret { .. } => secrets::restore(&clients.secrets, rack).await?,
+        Action::RestoreSecret { .. } => secrets::restore(&clients.secrets, rack).await,
         Action::UpdateSecretValue { .. } => {
-            secrets::put_value(&clients.secrets, rack, credentials()?).await?
+            secrets::put_value(&clients.secrets, rack, credentials()?).await
         }
-        Action::DeleteSecret { .. } => secrets::delete(&clients.secrets, rack).await?,
-        Action::CreateRule { .. } => ecr::create(&clients.ecr, rack, &secret_arn(arns)?).await?,
+        Action::DeleteSecret { .. } => secrets::delete(&clients.secrets, rack).await,
+        Action::CreateRule { .. } => ecr::create(&clients.ecr, rack, &secret_arn(arns)?).await,
         Action::UpdateRuleCredential { .. } => {
-            ecr::update_credential(&clients.ecr, rack, &secret_arn(arns)?).await?
+            ecr::update_credential(&clients.ecr, rack, &secret_arn(arns)?).await
         }
-        Action::DeleteRule { .. } => ecr::delete(&clients.ecr, rack).await?,
+        Action::DeleteRule { .. } => ecr::delete(&clients.ecr, rack).await,
         Action::CreatePolicy { .. } => {
             let document = plan::policy_document(&context.target, rack);
-            arns.policy = iam::create(&clients.iam, rack, &document).await?;
+            let (arn, request_id) = iam::create(&clients.iam, rack, &document).await?;
+            arns.policy = arn;
+            Ok(request_id)
         }
         Action::UpdatePolicyDocument { .. } => {
             let document = plan::policy_document(&context.target, rack);
-            iam::update_document(&clients.iam, &arns.policy, &document).await?
+            iam::update_document(&clients.iam, &arns.policy, &document).await
         }
-        Action::AttachPolicy { role, .. } => iam::attach(&clients.iam, &arns.policy, role).await?,
+        Action::AttachPolicy { role, .. } => iam::attach(&clients.iam, &arns.policy, role).await,
         Action::DetachPolicy { entity, .. } => {
-            iam::detach(&clients.iam, &arns.policy, entity).await?
+            iam::detach(&clients.iam, &arns.policy, entity).await
         }
         Action::DeletePolicyVersion { version, .. } => {
-            iam::delete_version(&clients.iam, &arns.policy, version).await?
+            iam::delete_version(&clients.iam, &arns.policy, version).await
         }
-        Action::DeletePolicy { .. } => iam::delete(&clients.iam, &arns.policy).await?,
+        Action::DeletePolicy { .. } => iam::delete(&clients.iam, &arns.policy).await,
         Action::PublishCachePrefix { uri } => {
-            ssm::publish_cache_prefix(&clients.ssm, &context.parameter_prefix, rack, uri).await?
+            ssm::publish_cache_prefix(&clients.ssm, &context.parameter_prefix, rack, uri).await
         }
         Action::UnpublishCachePrefix => {
-            ssm::unpublish_cache_prefix(&clients.ssm, &context.parameter_prefix, rack).await?
+            ssm::unpublish_cache_prefix(&clients.ssm, &context.parameter_prefix, rack).await
         }
     }
-    Ok(())
 }

@@ -4,7 +4,7 @@ use aws_sdk_secretsmanager::Client;
 use serde::Deserialize;
 use serde_json::json;
 
-use crate::error::AwsError;
+use crate::error::{AwsError, RequestId, request_id_of};
 use crate::names::Rack;
 use crate::plan::{ObservedSecret, SecretState};
 use crate::settings::Credentials;
@@ -104,12 +104,12 @@ pub async fn observe(
     }
 }
 
-/// Creates the secret and returns its ARN.
+/// Creates the secret and returns its ARN and the request id.
 pub async fn create(
     client: &Client,
     rack: &Rack,
     credentials: &Credentials,
-) -> Result<String, AwsError> {
+) -> Result<(String, RequestId), AwsError> {
     let output = client
         .create_secret()
         .name(rack.secret_name())
@@ -121,40 +121,41 @@ pub async fn create(
         .await
         .map_err(AwsError::from_sdk)?;
 
-    output
+    let arn = output
         .arn()
         .map(str::to_owned)
-        .ok_or_else(|| AwsError::missing_field("CreateSecret", "ARN"))
+        .ok_or_else(|| AwsError::missing_field("CreateSecret", "ARN"))?;
+    Ok((arn, request_id_of(&output)))
 }
 
-pub async fn restore(client: &Client, rack: &Rack) -> Result<(), AwsError> {
-    client
+pub async fn restore(client: &Client, rack: &Rack) -> Result<RequestId, AwsError> {
+    let output = client
         .restore_secret()
         .secret_id(rack.secret_name())
         .send()
         .await
         .map_err(AwsError::from_sdk)?;
-    Ok(())
+    Ok(request_id_of(&output))
 }
 
 pub async fn put_value(
     client: &Client,
     rack: &Rack,
     credentials: &Credentials,
-) -> Result<(), AwsError> {
-    client
+) -> Result<RequestId, AwsError> {
+    let output = client
         .put_secret_value()
         .secret_id(rack.secret_name())
         .secret_string(secret_string(credentials))
         .send()
         .await
         .map_err(AwsError::from_sdk)?;
-    Ok(())
+    Ok(request_id_of(&output))
 }
 
 /// Deletes the secret at once, without a recovery window, so that enabling
 /// the cache again can create it anew. An absent secret is not an error.
-pub async fn delete(client: &Client, rack: &Rack) -> Result<(), AwsError> {
+pub async fn delete(client: &Client, rack: &Rack) -> Result<RequestId, AwsError> {
     let result = client
         .delete_secret()
         .secret_id(rack.secret_name())
@@ -163,13 +164,13 @@ pub async fn delete(client: &Client, rack: &Rack) -> Result<(), AwsError> {
         .await;
 
     match result {
-        Ok(_) => Ok(()),
+        Ok(output) => Ok(request_id_of(&output)),
         Err(error)
             if error
                 .as_service_error()
                 .is_some_and(|e| e.is_resource_not_found_exception()) =>
         {
-            Ok(())
+            Ok(None)
         }
         Err(error) => Err(AwsError::from_sdk(error)),
     }

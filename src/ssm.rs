@@ -3,7 +3,7 @@
 use aws_sdk_ssm::Client;
 use aws_sdk_ssm::types::ParameterType;
 
-use crate::error::AwsError;
+use crate::error::{AwsError, RequestId, request_id_of};
 use crate::names::Rack;
 use crate::settings::{Parameter, StoredParameters};
 
@@ -150,6 +150,7 @@ pub async fn write(
         kind,
     )
     .await
+    .map(drop)
 }
 
 /// Deletes one parameter; an absent parameter is not an error.
@@ -159,7 +160,9 @@ pub async fn delete(
     rack: &Rack,
     parameter: Parameter,
 ) -> Result<(), AwsError> {
-    delete_name(client, &parameter_name(prefix, rack, parameter)).await
+    delete_name(client, &parameter_name(prefix, rack, parameter))
+        .await
+        .map(drop)
 }
 
 /// Publishes `uri` as the rack's cache prefix.
@@ -168,7 +171,7 @@ pub async fn publish_cache_prefix(
     prefix: &str,
     rack: &Rack,
     uri: &str,
-) -> Result<(), AwsError> {
+) -> Result<RequestId, AwsError> {
     let name = format!("{}{CACHE_PREFIX_PARAMETER}", rack_path(prefix, rack));
     put(client, &name, uri, ParameterType::String).await
 }
@@ -178,7 +181,7 @@ pub async fn unpublish_cache_prefix(
     client: &Client,
     prefix: &str,
     rack: &Rack,
-) -> Result<(), AwsError> {
+) -> Result<RequestId, AwsError> {
     delete_name(
         client,
         &format!("{}{CACHE_PREFIX_PARAMETER}", rack_path(prefix, rack)),
@@ -191,8 +194,8 @@ async fn put(
     name: &str,
     value: &str,
     kind: ParameterType,
-) -> Result<(), AwsError> {
-    client
+) -> Result<RequestId, AwsError> {
+    let output = client
         .put_parameter()
         .name(name)
         .value(value)
@@ -201,20 +204,18 @@ async fn put(
         .send()
         .await
         .map_err(AwsError::from_sdk)?;
-    Ok(())
+    Ok(request_id_of(&output))
 }
 
-async fn delete_name(client: &Client, name: &str) -> Result<(), AwsError> {
-    let result = client.delete_parameter().name(name).send().await;
-
-    match result {
-        Ok(_) => Ok(()),
+async fn delete_name(client: &Client, name: &str) -> Result<RequestId, AwsError> {
+    match client.delete_parameter().name(name).send().await {
+        Ok(output) => Ok(request_id_of(&output)),
         Err(error)
             if error
                 .as_service_error()
                 .is_some_and(|e| e.is_parameter_not_found()) =>
         {
-            Ok(())
+            Ok(None)
         }
         Err(error) => Err(AwsError::from_sdk(error)),
     }

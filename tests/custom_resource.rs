@@ -559,6 +559,9 @@ async fn password_and_url_never_printed() {
         .with_writer(move || writer.clone())
         .finish();
     let _guard = tracing::subscriber::set_default(subscriber);
+    // Callsites that other tests' threads hit before this subscriber existed
+    // are cached as uninterested; this makes them ask again.
+    tracing::callsite::rebuild_interest_cache();
     let (context, _log) = support::context();
     support::create_roles(&context.clients, &["cr-secret-nodes".to_owned()]).await;
     let handler = handler();

@@ -36,6 +36,9 @@ async fn trace_logs_never_show_password() {
         .with_writer(move || writer.clone())
         .finish();
     let _guard = tracing::subscriber::set_default(subscriber);
+    // Callsites that other tests' threads hit before this subscriber existed
+    // are cached as uninterested; this makes them ask again.
+    tracing::callsite::rebuild_interest_cache();
     let (context, _log) = context();
     let rack = enabled_rack(&context, "s-trace", FIRST).await;
 
