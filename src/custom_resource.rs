@@ -303,6 +303,8 @@ pub struct Outcome {
 pub struct Failure {
     pub reason: String,
     pub physical_resource_id: String,
+    /// Whether the operation failed before its first write.
+    pub changed_nothing: bool,
 }
 
 impl Outcome {
@@ -375,10 +377,22 @@ async fn create(
     let fallback = failed_create_id(&request.envelope.request_id);
     let properties = parse_properties(properties).map_err(|error| Failure {
         reason: error.to_string(),
-        physical_resource_id: fallback,
+        physical_resource_id: fallback.clone(),
+        changed_nothing: true,
     })?;
 
-    apply(context, &properties, Vec::new()).await
+    // A Create that changed nothing answers with an id whose Delete, sent
+    // when the stack rolls back, leaves the rack alone.
+    apply(context, &properties, Vec::new())
+        .await
+        .map_err(|failure| Failure {
+            physical_resource_id: if failure.changed_nothing {
+                fallback
+            } else {
+                failure.physical_resource_id
+            },
+            ..failure
+        })
 }
 
 async fn update(
@@ -391,6 +405,7 @@ async fn update(
     let new = parse_properties(properties).map_err(|error| Failure {
         reason: error.to_string(),
         physical_resource_id: old_id.clone(),
+        changed_nothing: true,
     })?;
 
     // A property the stack stops declaring is removed from the rack, because
@@ -406,7 +421,8 @@ async fn update(
         .map_err(|failure| Failure {
             // A failed Update keeps the id CloudFormation already has, unless
             // the rename already wrote to the new rack.
-            physical_resource_id: if old_rack.as_ref() == Some(&new.rack) {
+            physical_resource_id: if failure.changed_nothing || old_rack.as_ref() == Some(&new.rack)
+            {
                 old_id
             } else {
                 failure.physical_resource_id
@@ -429,6 +445,12 @@ fn removed_assignments(old: &Properties, new: &Properties) -> Vec<Assignment> {
 }
 
 /// Writes the properties to the rack's parameters and reconciles the rack.
+///
+/// Everything that can reject the properties runs before the first write:
+/// validation, and a dry run that fails on a missing node role. A failure
+/// there reports that nothing changed, so a failed Create answers with an
+/// id whose Delete touches nothing, and a rack that existed before the stack
+/// keeps its cache when the stack rolls back.
 async fn apply(
     context: &Context,
     properties: &Properties,
@@ -436,25 +458,39 @@ async fn apply(
 ) -> Result<Outcome, Failure> {
     let rack = &properties.rack;
     let id = physical_id(rack);
-    let failure = |reason: String| Failure {
+    let unchanged = |reason: String| Failure {
         reason,
         physical_resource_id: id.clone(),
+        changed_nothing: true,
     };
 
     let mut assignments = properties.assignments.clone();
     assignments.extend(removed);
-    params::set(
-        &context.clients.ssm,
-        &context.parameter_prefix,
-        rack,
-        assignments,
-    )
-    .await
-    .map_err(|error| failure(params_reason(rack, &error)))?;
+    let client = &context.clients.ssm;
+    let prefix = &context.parameter_prefix;
+    let prepared = params::prepare(client, prefix, rack, assignments)
+        .await
+        .map_err(|error| unchanged(params_reason(rack, &error)))?;
+    let desired = prepared
+        .merged
+        .desired(rack)
+        .map_err(|error| unchanged(params_reason(rack, &ParamsError::Invalid(error))))?;
+    let published = prepared.merged.published_cache_prefix.as_deref();
+    reconcile::dry_run(context, rack, &desired, published)
+        .await
+        .map_err(|error| unchanged(reconcile_reason(&error)))?;
 
+    let changed = |reason: String| Failure {
+        reason,
+        physical_resource_id: id.clone(),
+        changed_nothing: false,
+    };
+    params::write(client, prefix, rack, &prepared)
+        .await
+        .map_err(|error| changed(params_reason(rack, &error)))?;
     let report = reconcile::reconcile(context, rack)
         .await
-        .map_err(|error| failure(reconcile_reason(&error)))?;
+        .map_err(|error| changed(reconcile_reason(&error)))?;
 
     Ok(success(context, &report, id))
 }
@@ -473,6 +509,7 @@ async fn delete(context: &Context, request: &Request) -> Result<Outcome, Failure
     let failure = |reason: String| Failure {
         reason,
         physical_resource_id: id.clone(),
+        changed_nothing: false,
     };
 
     let stored = ssm::read(&context.clients.ssm, &context.parameter_prefix, &rack)

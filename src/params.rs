@@ -27,16 +27,23 @@ pub enum ParamsError {
     },
 }
 
+/// Parameter changes that passed validation, ready to be written.
+#[derive(Debug)]
+pub struct Prepared {
+    /// The parameters as they will be stored.
+    pub merged: StoredParameters,
+    /// The assignments that change something, in a safe order.
+    pub changes: Vec<Assignment>,
+}
+
 /// Merges `assignments` into `rack`'s stored parameters, rejects an invalid
-/// result before any write, and writes the changed parameters.
-///
-/// Returns the parameters as now stored.
-pub async fn set(
+/// result, and returns what `write` then changes. Nothing is written.
+pub async fn prepare(
     client: &aws_sdk_ssm::Client,
     prefix: &str,
     rack: &Rack,
     assignments: Vec<Assignment>,
-) -> Result<StoredParameters, ParamsError> {
+) -> Result<Prepared, ParamsError> {
     let current =
         ssm::read(client, prefix, rack)
             .await
@@ -48,10 +55,21 @@ pub async fn set(
 
     let (merged, ordered) = settings::merge(rack, &current, assignments)?;
 
-    for assignment in &ordered {
-        if current.get(assignment.parameter) == assignment.value.as_deref() {
-            continue;
-        }
+    let changes = ordered
+        .into_iter()
+        .filter(|assignment| current.get(assignment.parameter) != assignment.value.as_deref())
+        .collect();
+    Ok(Prepared { merged, changes })
+}
+
+/// Writes prepared changes in their order.
+pub async fn write(
+    client: &aws_sdk_ssm::Client,
+    prefix: &str,
+    rack: &Rack,
+    prepared: &Prepared,
+) -> Result<(), ParamsError> {
+    for assignment in &prepared.changes {
         let result = match &assignment.value {
             Some(value) => ssm::write(client, prefix, rack, assignment.parameter, value).await,
             None => ssm::delete(client, prefix, rack, assignment.parameter).await,
@@ -63,6 +81,20 @@ pub async fn set(
         })?;
         tracing::info!(rack = %rack, parameter = %assignment.parameter, "parameter changed");
     }
+    Ok(())
+}
 
-    Ok(merged)
+/// Merges `assignments` into `rack`'s stored parameters, rejects an invalid
+/// result before any write, and writes the changed parameters.
+///
+/// Returns the parameters as now stored.
+pub async fn set(
+    client: &aws_sdk_ssm::Client,
+    prefix: &str,
+    rack: &Rack,
+    assignments: Vec<Assignment>,
+) -> Result<StoredParameters, ParamsError> {
+    let prepared = prepare(client, prefix, rack, assignments).await?;
+    write(client, prefix, rack, &prepared).await?;
+    Ok(prepared.merged)
 }

@@ -322,6 +322,20 @@ fn plan_enable(
         }
     }
 
+    // hubcache owns the policy, so it is detached from every role, user or
+    // group that is not one of the desired node roles, such as a role that
+    // ecr_docker_hub_cache_node_roles no longer lists.
+    let stale = observed.policy.iter().flat_map(|found| &found.attached_to);
+    for entity in stale {
+        let desired = matches!(entity, Entity::Role(name) if roles.all().any(|role| role == name));
+        if !desired {
+            actions.push(Action::DetachPolicy {
+                policy: policy.clone(),
+                entity: entity.clone(),
+            });
+        }
+    }
+
     Ok(actions)
 }
 
@@ -555,6 +569,24 @@ mod tests {
     }
 
     #[test]
+    fn enable_detaches_stale_entities() {
+        let mut observed = converged();
+        let policy = observed.policy.as_mut().unwrap();
+        policy.attached_to.push(Entity::Role("old-nodes".into()));
+        policy.attached_to.push(Entity::User("ops".into()));
+
+        let actions = plan(&rack(), &target(), &enabled(), &observed).unwrap();
+
+        assert_eq!(
+            descriptions(&actions),
+            [
+                "detach IAM policy demo-ecr-pull-through from role old-nodes",
+                "detach IAM policy demo-ecr-pull-through from user ops",
+            ]
+        );
+    }
+
+    #[test]
     fn enable_requires_nodes_role() {
         let observed = Observed {
             node_roles: vec!["demo-build-nodes".into()],
@@ -593,6 +625,7 @@ mod tests {
             [
                 "attach IAM policy demo-ecr-pull-through to role eks-a",
                 "attach IAM policy demo-ecr-pull-through to role eks-b",
+                "detach IAM policy demo-ecr-pull-through from role demo-nodes",
             ]
         );
         assert!(matches!(error, PlanError::NodeRoleMissing { ref role, .. } if role == "eks-b"));

@@ -151,6 +151,20 @@ pub async fn converge(
     })
 }
 
+/// Returns the changes that bringing `rack` to `desired` would make now,
+/// without making any. Fails as the reconcile would: on a read error, or when
+/// `desired` cannot be reached, such as with a node role that does not exist.
+pub async fn dry_run(
+    context: &Context,
+    rack: &Rack,
+    desired: &Desired,
+    published_prefix: Option<&str>,
+) -> Result<Vec<Action>, Error> {
+    let mut observed = observe(context, rack, desired).await?;
+    observed.published_prefix = published_prefix.map(str::to_owned);
+    Ok(plan::plan(rack, &context.target, desired, &observed)?)
+}
+
 /// Maximum number of observe, plan and apply passes of one reconcile.
 pub const MAX_PASSES: u32 = 3;
 

@@ -228,7 +228,11 @@ async fn create_without_credentials_fails_cleanly() {
 
     assert_envelope(&body, "Create");
     assert_eq!(body["Status"], "FAILED");
-    assert_eq!(body["PhysicalResourceId"], "docker-hub-cr-nocreds");
+    // Nothing was written, so the rollback's Delete of this id leaves the rack alone.
+    assert_eq!(
+        body["PhysicalResourceId"],
+        "hubcache-failed-create-Create-request"
+    );
     let reason = body["Reason"].as_str().unwrap();
     assert!(
         reason.starts_with(
@@ -380,7 +384,11 @@ async fn aws_error_names_rack_and_step() {
     .await;
 
     assert_eq!(body["Status"], "FAILED");
-    assert_eq!(body["PhysicalResourceId"], "docker-hub-cr-down");
+    // Nothing was written, so the rollback's Delete of this id leaves the rack alone.
+    assert_eq!(
+        body["PhysicalResourceId"],
+        "hubcache-failed-create-Create-request"
+    );
     let reason = body["Reason"].as_str().unwrap();
     assert!(
         reason.starts_with("Rack cr-down: failed to read parameters under /convox/cr-down/:"),
@@ -441,7 +449,11 @@ async fn long_aws_error_fits_body() {
 
     assert!(raw.len() < 4096, "{} bytes", raw.len());
     assert_eq!(body["Status"], "FAILED");
-    assert_eq!(body["PhysicalResourceId"], "docker-hub-cr-long");
+    // Nothing was written, so the rollback's Delete of this id leaves the rack alone.
+    assert_eq!(
+        body["PhysicalResourceId"],
+        "hubcache-failed-create-Create-request"
+    );
     let reason = body["Reason"].as_str().unwrap();
     assert!(
         reason.starts_with(
@@ -614,4 +626,44 @@ async fn password_and_url_never_printed() {
         );
     }
     assert_eq!(bodies.len(), 4);
+}
+
+#[tokio::test]
+async fn failed_create_keeps_existing_rack() {
+    let (context, _log) = support::context();
+    let rack = support::enabled_rack(&context, "cr-existing", "token").await;
+    hubcache::reconcile::reconcile(&context, &rack)
+        .await
+        .unwrap();
+    let resources_before = support::rack_resources(&context.clients, &rack).await;
+    let stored_before = hubcache::ssm::read(&context.clients.ssm, support::PREFIX, &rack)
+        .await
+        .unwrap();
+    let handler = handler();
+    let mut bad_flag = enable_properties("cr-existing", "other-token");
+    bad_flag["EcrDockerHubCache"] = json!("yes");
+    let mut missing_role = enable_properties("cr-existing", "other-token");
+    missing_role["NodeRoleNames"] = json!(["cr-existing-missing-role"]);
+
+    for properties in [bad_flag, missing_role] {
+        let created = send(&handler, request("Create", "", properties)).await;
+        let mut rollback = request("Delete", "", json!({"RackName": "cr-existing"}));
+        rollback["PhysicalResourceId"] = created["PhysicalResourceId"].clone();
+        let deleted = send(&handler, rollback).await;
+
+        assert_eq!(created["Status"], "FAILED", "{created}");
+        assert_eq!(
+            created["PhysicalResourceId"],
+            "hubcache-failed-create-Create-request"
+        );
+        assert_eq!(deleted["Status"], "SUCCESS", "{deleted}");
+        assert_eq!(
+            support::rack_resources(&context.clients, &rack).await,
+            resources_before
+        );
+        let stored = hubcache::ssm::read(&context.clients.ssm, support::PREFIX, &rack)
+            .await
+            .unwrap();
+        assert_eq!(stored, stored_before, "a failed Create writes no parameter");
+    }
 }

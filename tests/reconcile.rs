@@ -365,3 +365,65 @@ async fn concurrent_reconciles_converge() {
     assert_eq!(created("create pull-through cache rule"), 1, "{changes:?}");
     assert_eq!(created("create IAM policy"), 1, "{changes:?}");
 }
+
+#[tokio::test]
+async fn changed_node_roles_detach_old() {
+    let (context, _log) = context();
+    let rack = enabled_rack(&context, "t-reroles", "token").await;
+    support::create_roles(&context.clients, &["t-reroles-eks".to_owned()]).await;
+    reconcile(&context, &rack).await.unwrap();
+    let write_roles = |value: &'static str| {
+        let clients = context.clients.clone();
+        let rack = rack.clone();
+        async move {
+            hubcache::ssm::write(
+                &clients.ssm,
+                support::PREFIX,
+                &rack,
+                hubcache::settings::Parameter::NodeRoles,
+                value,
+            )
+            .await
+            .unwrap()
+        }
+    };
+
+    write_roles("t-reroles-eks").await;
+    let switched = reconcile(&context, &rack).await.unwrap();
+    hubcache::ssm::delete(
+        &context.clients.ssm,
+        support::PREFIX,
+        &rack,
+        hubcache::settings::Parameter::NodeRoles,
+    )
+    .await
+    .unwrap();
+    let restored = reconcile(&context, &rack).await.unwrap();
+
+    assert_eq!(
+        switched
+            .changes
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>(),
+        [
+            "attach IAM policy t-reroles-ecr-pull-through to role t-reroles-eks",
+            "detach IAM policy t-reroles-ecr-pull-through from role t-reroles-nodes",
+        ]
+    );
+    assert_eq!(
+        restored
+            .changes
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>(),
+        [
+            "attach IAM policy t-reroles-ecr-pull-through to role t-reroles-nodes",
+            "detach IAM policy t-reroles-ecr-pull-through from role t-reroles-eks",
+        ]
+    );
+    assert_eq!(
+        rack_resources(&context.clients, &rack).await.policy_roles,
+        ["t-reroles-nodes"]
+    );
+}
