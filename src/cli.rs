@@ -137,6 +137,12 @@ enum CliError {
     Image(#[from] images::ImageError),
     #[error(transparent)]
     Manifest(#[from] images::ManifestError),
+    #[error("{failed} of {total} {what} could not be resolved; see the messages above.")]
+    Unresolved {
+        failed: usize,
+        total: usize,
+        what: &'static str,
+    },
     #[error("Failed to read manifest {path}: {source}")]
     ReadManifest {
         path: String,
@@ -337,21 +343,36 @@ async fn cache_prefix(
 }
 
 fn rewrite_images(prefix: Option<&str>, references: &[String]) -> Result<(), CliError> {
+    if let Some(prefix) = prefix {
+        images::check_cache_prefix(prefix)?;
+    }
+
+    let mut failed = 0;
     for reference in references {
         let resolved = match prefix {
-            Some(prefix) => images::rewrite(reference, prefix)?,
-            None => images::Resolved {
+            Some(prefix) => images::rewrite(reference, prefix),
+            None => Ok(images::Resolved {
                 image: reference.clone(),
                 rewritten: false,
                 unchanged_because: Some("the rack's cache is disabled".into()),
-            },
+            }),
         };
-        println!("{reference} -> {resolved}");
+        match resolved {
+            Ok(resolved) => println!("{reference} -> {resolved}"),
+            Err(error) => {
+                eprintln!("{error}");
+                failed += 1;
+            }
+        }
     }
-    Ok(())
+
+    finish(failed, references.len(), "image references")
 }
 
 fn print_resources(prefix: Option<&str>, path: &str) -> Result<(), CliError> {
+    if let Some(prefix) = prefix {
+        images::check_cache_prefix(prefix)?;
+    }
     let text = std::fs::read_to_string(path).map_err(|source| CliError::ReadManifest {
         path: path.to_owned(),
         source,
@@ -361,9 +382,29 @@ fn print_resources(prefix: Option<&str>, path: &str) -> Result<(), CliError> {
     if manifest.resources.is_empty() {
         println!("{path} has no resources.");
     }
+    let mut failed = 0;
     for (name, spec) in &manifest.resources {
-        let resolved = images::resource_image(name, spec, prefix)?;
-        println!("{name} ({}): {resolved}", spec.kind);
+        match images::resource_image(name, spec, prefix) {
+            Ok(resolved) => println!("{name} ({}): {resolved}", spec.kind),
+            Err(error) => {
+                eprintln!("{error}");
+                failed += 1;
+            }
+        }
     }
-    Ok(())
+
+    finish(failed, manifest.resources.len(), "resources")
+}
+
+/// Fails the command when some of the entries it printed could not be resolved.
+fn finish(failed: usize, total: usize, what: &'static str) -> Result<(), CliError> {
+    if failed == 0 {
+        Ok(())
+    } else {
+        Err(CliError::Unresolved {
+            failed,
+            total,
+            what,
+        })
+    }
 }

@@ -286,8 +286,10 @@ pub fn rack_of_physical_id(id: &str) -> Option<Rack> {
 /// Returns the id of a resource whose Create failed before its rack was
 /// known: non-empty, as CloudFormation requires, and never taken for a rack.
 fn failed_create_id(request_id: &str) -> String {
-    format!("hubcache-failed-create-{request_id}")
+    format!("{FAILED_CREATE_ID_START}{request_id}")
 }
+
+const FAILED_CREATE_ID_START: &str = "hubcache-failed-create-";
 
 /// Outcome of an operation, before it becomes a response body.
 #[derive(Debug)]
@@ -499,9 +501,16 @@ async fn delete(context: &Context, request: &Request) -> Result<Outcome, Failure
     let id = fallback_id(request);
     let Some(rack) = rack_of_physical_id(&id) else {
         tracing::info!(physical_resource_id = %id, "not an id hubcache produced; nothing to delete");
+        let reason = if id.starts_with(FAILED_CREATE_ID_START) {
+            format!(
+                "{id} is the id of a Create that failed before changing anything, so there is nothing to delete."
+            )
+        } else {
+            format!("{id} is not a hubcache resource, so there is nothing to delete.")
+        };
         return Ok(Outcome {
             status: CloudFormationCustomResourceResponseStatus::Success,
-            reason: format!("{id} is not a hubcache resource, so there is nothing to delete."),
+            reason,
             physical_resource_id: id,
             data: HashMap::new(),
         });
@@ -527,7 +536,11 @@ async fn delete(context: &Context, request: &Request) -> Result<Outcome, Failure
 
     // The flag goes first, so a reconcile triggered by these deletions
     // already reads the cache as disabled.
+    let mut deleted = Vec::new();
     for parameter in Parameter::ALL {
+        if stored.get(parameter).is_none() {
+            continue;
+        }
         ssm::delete(
             &context.clients.ssm,
             &context.parameter_prefix,
@@ -541,9 +554,19 @@ async fn delete(context: &Context, request: &Request) -> Result<Outcome, Failure
                 ssm::parameter_name(&context.parameter_prefix, &rack, parameter)
             ))
         })?;
+        deleted.push(parameter.name());
     }
 
-    Ok(success(context, &report, id))
+    let mut outcome = success(context, &report, id);
+    if !deleted.is_empty() {
+        let path = ssm::rack_path(&context.parameter_prefix, &rack);
+        outcome.reason = format!(
+            "{} Deleted parameters {} under {path}.",
+            outcome.reason,
+            deleted.join(", ")
+        );
+    }
+    Ok(outcome)
 }
 
 fn success(context: &Context, report: &Report, id: String) -> Outcome {

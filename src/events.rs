@@ -59,7 +59,7 @@ pub enum EventError {
     Unsupported { found: String },
     #[error("Invalid \"{PARAMETER_CHANGE}\" event: {reason}.")]
     MalformedParameterChange { reason: String },
-    #[error("Event for parameter {parameter}: {source}")]
+    #[error("Invalid rack in {parameter}: {source}")]
     InvalidRack {
         parameter: String,
         #[source]
@@ -85,7 +85,7 @@ pub fn dispatch(payload: &Value, parameter_prefix: &str) -> Result<Trigger, Even
                 found: format!("an object with \"rack\" that is not a direct invocation ({error})"),
             })?;
         let rack = Rack::parse(&direct.rack).map_err(|source| EventError::InvalidRack {
-            parameter: "rack".into(),
+            parameter: "the direct invocation's \"rack\"".into(),
             source,
         })?;
         return Ok(Trigger::Reconcile(rack));
@@ -124,7 +124,7 @@ fn dispatch_eventbridge(payload: &Value, parameter_prefix: &str) -> Result<Trigg
 
     let rack_name = rack;
     let rack = Rack::parse(rack_name).map_err(|source| EventError::InvalidRack {
-        parameter: name.clone(),
+        parameter: format!("parameter {name}"),
         source,
     })?;
     if rack.as_str() != rack_name {

@@ -69,6 +69,42 @@ pub enum ImageError {
         "Resource {resource:?} has options.version {version:?}, which is not a valid image tag."
     )]
     InvalidVersion { resource: String, version: String },
+    #[error(
+        "Resource {resource:?} has options.version {version}, which YAML reads as a {kind}; \
+         quote it, for example version: \"{version}\"."
+    )]
+    UnquotedVersion {
+        resource: String,
+        version: String,
+        kind: &'static str,
+    },
+    #[error(
+        "Cache prefix {prefix:?} is invalid: expected a registry host and a path without a \
+         scheme, such as 123456789012.dkr.ecr.us-east-1.amazonaws.com/docker-hub-prod."
+    )]
+    InvalidCachePrefix { prefix: String },
+}
+
+/// Checks that `prefix` is `<registry host>/<path>`, as published by the
+/// reconciler, and returns it without trailing slashes.
+pub fn check_cache_prefix(prefix: &str) -> Result<&str, ImageError> {
+    let trimmed = trim_prefix(prefix);
+    let invalid = || ImageError::InvalidCachePrefix {
+        prefix: prefix.to_owned(),
+    };
+
+    let (host, path) = trimmed.split_once('/').ok_or_else(invalid)?;
+    let explicit_host = host.contains('.') || host.contains(':') || host == "localhost";
+    if !explicit_host || path.is_empty() || trimmed.contains("://") {
+        return Err(invalid());
+    }
+    let probe: Reference = format!("{trimmed}/probe:latest")
+        .parse()
+        .map_err(|_| invalid())?;
+    if probe.registry() != host {
+        return Err(invalid());
+    }
+    Ok(trimmed)
 }
 
 /// The image a reference resolves to, and why it was or was not rewritten.
@@ -99,7 +135,7 @@ fn trim_prefix(cache_prefix: &str) -> &str {
 /// leaves any other reference as it is. Official images gain `library/`,
 /// an absent tag becomes `latest`, and a digest is kept.
 pub fn rewrite(reference: &str, cache_prefix: &str) -> Result<Resolved, ImageError> {
-    let cache_prefix = trim_prefix(cache_prefix);
+    let cache_prefix = check_cache_prefix(cache_prefix)?;
     let unchanged = |reason: String| Resolved {
         image: reference.to_owned(),
         rewritten: false,
@@ -116,12 +152,17 @@ pub fn rewrite(reference: &str, cache_prefix: &str) -> Result<Resolved, ImageErr
     let parsed: Reference =
         reference
             .parse()
-            .map_err(
-                |error: oci_spec::distribution::ParseError| ImageError::InvalidReference {
+            .map_err(|error: oci_spec::distribution::ParseError| {
+                let mut reason = error.to_string().trim_end_matches('.').to_owned();
+                let name = reference.split(['@', ':']).next().unwrap_or_default();
+                if name.chars().any(|character| character.is_ascii_uppercase()) {
+                    reason.push_str("; repository names must be lowercase");
+                }
+                ImageError::InvalidReference {
                     reference: reference.to_owned(),
-                    reason: error.to_string(),
-                },
-            )?;
+                    reason,
+                }
+            })?;
     let registry = parsed.registry();
     if !DOCKER_HUB_REGISTRIES.contains(&registry) {
         return Ok(unchanged(format!("registry {registry} is not Docker Hub")));
@@ -174,23 +215,31 @@ pub struct ResourceOptions {
     pub version: Option<Version>,
 }
 
-/// `options.version`, which manifests write as a string or a bare number.
-#[derive(Debug, Deserialize)]
-#[serde(untagged)]
-pub enum Version {
-    Text(String),
-    Integer(u64),
-    // NOTE: YAML reads `10.10` as the number 10.1, so such versions must be quoted.
-    Decimal(f64),
-}
+/// `options.version` as written in the manifest: a string, or any YAML
+/// scalar, which [`resource_image`] accepts only when it is unambiguous.
+pub type Version = serde_yaml_ng::Value;
 
-impl fmt::Display for Version {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Version::Text(text) => f.write_str(text),
-            Version::Integer(number) => write!(f, "{number}"),
-            Version::Decimal(number) => write!(f, "{number}"),
-        }
+/// Returns the image tag that `version` names. A bare whole number is taken
+/// as written; other bare scalars are rejected, because YAML reads `10.10`
+/// as the number 10.1 and `true` as a boolean.
+fn version_tag(resource: &str, version: &Version) -> Result<String, ImageError> {
+    let unquoted = |version: String, kind| ImageError::UnquotedVersion {
+        resource: resource.to_owned(),
+        version,
+        kind,
+    };
+    match version {
+        Version::String(text) => Ok(text.clone()),
+        Version::Number(number) if number.is_u64() => Ok(number.to_string()),
+        Version::Number(number) => Err(unquoted(number.to_string(), "number")),
+        Version::Bool(flag) => Err(unquoted(flag.to_string(), "boolean")),
+        other => Err(ImageError::InvalidVersion {
+            resource: resource.to_owned(),
+            version: serde_yaml_ng::to_string(other)
+                .unwrap_or_default()
+                .trim()
+                .to_owned(),
+        }),
     }
 }
 
@@ -206,13 +255,23 @@ pub struct ManifestError {
 
 /// Parses a manifest, reporting the line and column of a problem.
 pub fn parse_manifest(path: &str, text: &str) -> Result<Manifest, ManifestError> {
-    serde_yaml_ng::from_str(text).map_err(|error| ManifestError {
-        path: path.to_owned(),
-        location: error
-            .location()
-            .map(|at| format!("line {}, column {}: ", at.line(), at.column()))
-            .unwrap_or_default(),
-        message: error.to_string(),
+    serde_yaml_ng::from_str(text).map_err(|error| {
+        let location = error.location();
+        let mut message = error.to_string();
+        if let Some(at) = &location {
+            // The parser's message repeats the location at its end.
+            let suffix = format!(" at line {} column {}", at.line(), at.column());
+            if let Some(start) = message.find(&suffix) {
+                message.replace_range(start..start + suffix.len(), "");
+            }
+        }
+        ManifestError {
+            path: path.to_owned(),
+            location: location
+                .map(|at| format!("line {}, column {}: ", at.line(), at.column()))
+                .unwrap_or_default(),
+            message,
+        }
     })
 }
 
@@ -240,11 +299,10 @@ pub fn resource_image(
             known: known.join(", "),
         });
     };
-    let version = spec
-        .options
-        .version
-        .as_ref()
-        .map_or_else(|| kind.default_version.to_owned(), ToString::to_string);
+    let version = match &spec.options.version {
+        Some(version) => version_tag(name, version)?,
+        None => kind.default_version.to_owned(),
+    };
     let image = format!("{}:{version}", kind.repository);
     if image.parse::<Reference>().is_err() || version.contains(['/', '@', ':']) {
         return Err(ImageError::InvalidVersion {
@@ -428,11 +486,11 @@ mod tests {
 
     #[test]
     fn resource_version_and_override() {
-        let versioned = spec("postgres", Some(Version::Text("13.4".into())), None);
-        let numbered = spec("redis", Some(Version::Integer(7)), None);
+        let versioned = spec("postgres", Some(Version::String("13.4".into())), None);
+        let numbered = spec("redis", Some(Version::Number(7.into())), None);
         let custom = spec(
             "redis",
-            Some(Version::Text("7".into())),
+            Some(Version::String("7".into())),
             Some("my/redis:custom"),
         );
 
@@ -470,7 +528,7 @@ mod tests {
         assert_eq!(
             resource_image(
                 "db",
-                &spec("postgres", Some(Version::Text("13/x".into())), None),
+                &spec("postgres", Some(Version::String("13/x".into())), None),
                 None
             ),
             Err(ImageError::InvalidVersion {
@@ -491,15 +549,50 @@ mod tests {
         assert_eq!(manifest.resources.len(), 2);
         assert_eq!(manifest.resources["cache"].kind, "redis");
         assert_eq!(
-            manifest.resources["cache"]
-                .options
-                .version
-                .as_ref()
-                .unwrap()
-                .to_string(),
-            "6.2"
+            resource_image("cache", &manifest.resources["cache"], None),
+            Err(ImageError::UnquotedVersion {
+                resource: "cache".into(),
+                version: "6.2".into(),
+                kind: "number"
+            })
         );
         assert!(manifest.resources["db"].options.version.is_none());
+    }
+
+    #[test]
+    fn check_cache_prefix_cases() {
+        assert_eq!(check_cache_prefix(&format!("{PREFIX}/")), Ok(PREFIX));
+        assert_eq!(
+            check_cache_prefix("localhost:5000/cache"),
+            Ok("localhost:5000/cache")
+        );
+        for invalid in [
+            "",
+            "docker-hub-demo",
+            "https://example.com/cache",
+            "not a uri",
+            "example.com/",
+            "cache/path",
+            "Example.com/UPPER",
+        ] {
+            assert_eq!(
+                check_cache_prefix(invalid),
+                Err(ImageError::InvalidCachePrefix {
+                    prefix: invalid.into()
+                }),
+                "{invalid:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn rewrite_explains_uppercase() {
+        let error = rewrite("Redis:7", PREFIX).unwrap_err();
+
+        assert_eq!(
+            error.to_string(),
+            "Invalid image reference \"Redis:7\": invalid reference format; repository names must be lowercase."
+        );
     }
 
     #[test]

@@ -166,6 +166,11 @@ impl Handler {
         let request = custom_resource::parse(&event.payload).inspect_err(|error| {
             tracing::error!(%error, "custom-resource request without a response target");
         })?;
+        // Without a usable ResponseURL no answer can reach the stack, so no
+        // work is started that could not be reported.
+        request.envelope.response_url.check().inspect_err(|error| {
+            tracing::error!(%error, "custom-resource request with an invalid ResponseURL");
+        })?;
         let deadline = lambda_deadline(event.context.deadline);
         tracing::debug!(
             deadline_ms = event.context.deadline,

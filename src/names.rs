@@ -23,7 +23,7 @@ pub struct Rack(String);
 /// A rack name that cannot be part of an ECR repository prefix.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum RackNameError {
-    #[error("Rack name is empty. Pass the rack's name, for example --rack production.")]
+    #[error("Rack name is empty; give the rack's name, such as production.")]
     Empty,
     #[error(
         "Rack name {rack:?} is {length} characters long, but at most {MAX_RACK_LENGTH} are allowed \
@@ -48,11 +48,16 @@ impl Rack {
 
         let length = rack.chars().count();
         if length > MAX_RACK_LENGTH {
-            return Err(RackNameError::TooLong { rack, length });
+            return Err(RackNameError::TooLong {
+                rack: name.to_owned(),
+                length,
+            });
         }
 
         if !is_separated_alphanumeric(&rack) {
-            return Err(RackNameError::InvalidCharacters { rack });
+            return Err(RackNameError::InvalidCharacters {
+                rack: name.to_owned(),
+            });
         }
 
         Ok(Self(rack))
@@ -243,7 +248,7 @@ mod tests {
             assert_eq!(
                 Rack::parse(name),
                 Err(RackNameError::InvalidCharacters {
-                    rack: name.to_lowercase()
+                    rack: name.to_owned()
                 }),
                 "rack name {name:?} should be rejected"
             );

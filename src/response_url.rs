@@ -53,6 +53,17 @@ pub enum PutError {
     Exhausted { attempts: u32, last_error: String },
 }
 
+impl ResponseUrl {
+    /// Checks that the URL is an http or https URL that a response can be sent to.
+    pub fn check(&self) -> Result<(), PutError> {
+        let uri: hyper::Uri = self.0.parse().map_err(|_| PutError::InvalidUrl)?;
+        match (uri.scheme_str(), uri.host()) {
+            (Some("http" | "https"), Some(_)) => Ok(()),
+            _ => Err(PutError::InvalidUrl),
+        }
+    }
+}
+
 /// Sends `body` by PUT to `url`, retrying network errors and 5xx responses up
 /// to [`MAX_ATTEMPTS`] times, and never past `deadline`.
 ///
@@ -64,10 +75,8 @@ pub async fn put(
     body: String,
     deadline: Option<Instant>,
 ) -> Result<(), PutError> {
+    url.check()?;
     let uri: hyper::Uri = url.0.parse().map_err(|_| PutError::InvalidUrl)?;
-    if !matches!(uri.scheme_str(), Some("http" | "https")) {
-        return Err(PutError::InvalidUrl);
-    }
     let connector = hyper_rustls::HttpsConnectorBuilder::new()
         .with_native_roots()
         .map_err(|error| PutError::Tls(error.to_string()))?

@@ -194,3 +194,53 @@ async fn handler_ignores_published_prefix_event() {
         "no AWS call for its own output"
     );
 }
+
+#[test]
+fn rewrite_continues_past_invalid() {
+    let prefix = "123456789012.dkr.ecr.us-east-1.amazonaws.com/docker-hub-prod";
+    let output = hubcache(&[
+        "image",
+        "rewrite",
+        "--prefix",
+        prefix,
+        "redis:7",
+        "Redis:7",
+        "bitnami/redis:7",
+    ]);
+
+    assert_eq!(output.status.code(), Some(1));
+    assert_eq!(
+        text(&output.stdout),
+        format!(
+            "redis:7 -> {prefix}/library/redis:7 (through the cache)\n\
+             bitnami/redis:7 -> {prefix}/bitnami/redis:7 (through the cache)\n"
+        )
+    );
+    assert_eq!(
+        text(&output.stderr),
+        "Invalid image reference \"Redis:7\": invalid reference format; repository names must be \
+         lowercase.\n\
+         1 of 3 image references could not be resolved; see the messages above.\n"
+    );
+}
+
+#[test]
+fn rewrite_rejects_invalid_prefix() {
+    for prefix in [
+        "",
+        "https://123456789012.dkr.ecr.us-east-1.amazonaws.com/docker-hub-prod",
+        "not a uri",
+    ] {
+        let output = hubcache(&["image", "rewrite", "--prefix", prefix, "redis:7"]);
+
+        assert_eq!(output.status.code(), Some(1), "{prefix:?}");
+        assert_eq!(text(&output.stdout), "", "{prefix:?}");
+        assert!(
+            text(&output.stderr).starts_with(&format!(
+                "Cache prefix {prefix:?} is invalid: expected a registry host"
+            )),
+            "{prefix:?}: {}",
+            text(&output.stderr)
+        );
+    }
+}

@@ -109,7 +109,7 @@ async fn handler_rejects_long_rack_without_calls() {
     assert_eq!(diagnostic.error_type, "InvalidEvent");
     assert_eq!(
         diagnostic.error_message,
-        "Event for parameter rack: Rack name \"abcdefghijklmnopqrst\" is 20 characters long, but \
+        "Invalid rack in the direct invocation's \"rack\": Rack name \"abcdefghijklmnopqrst\" is 20 characters long, but \
          at most 19 are allowed because the ECR repository prefix docker-hub-<rack> is limited to \
          30 characters."
     );
