@@ -50,7 +50,10 @@ start_emulator() {
   ensure_venv emulator
   local port ready=$RUN_DIR/emulator.ready
   port=$(free_port)
-  "$VENV_ROOT/emulator/bin/python" "$ROOT/scripts/aws-emulator.py" \
+  # The request recorder stays off unless scripts/bench starts it; its
+  # file, which holds request bodies, lives in the run's temporary folder.
+  MOTO_RECORDER_FILEPATH=$RUN_DIR/moto_recording \
+    "$VENV_ROOT/emulator/bin/python" "$ROOT/scripts/aws-emulator.py" \
     --port "$port" --ready-file "$ready" >"$RUN_DIR/emulator.log" 2>&1 &
   EMULATOR_PID=$!
   for _ in $(seq 1 300); do

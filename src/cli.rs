@@ -49,6 +49,9 @@ enum Command {
     Params(ParamsCommand),
     /// Bring the rack's cache resources to what its parameters ask for, and print each change.
     Reconcile(RackArg),
+    /// Print the changes a reconcile would make, without making any. Exits 0
+    /// when the rack has converged, 2 when changes are pending, 1 on error.
+    Plan(RackArg),
     /// Show which images pull through a rack's cache.
     #[command(subcommand)]
     Image(ImageCommand),
@@ -169,7 +172,8 @@ pub async fn main() -> ExitCode {
     init_logging();
 
     match run(cli).await {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(Outcome::Done) => ExitCode::SUCCESS,
+        Ok(Outcome::ChangesPending) => ExitCode::from(PENDING_EXIT_CODE),
         Err(error) => {
             eprintln!("{error}");
             ExitCode::FAILURE
@@ -190,7 +194,18 @@ fn init_logging() {
         .init();
 }
 
-async fn run(cli: Cli) -> Result<(), CliError> {
+/// Exit status of `plan` when a reconcile would change something.
+const PENDING_EXIT_CODE: u8 = 2;
+
+/// How a command that succeeded ends.
+enum Outcome {
+    Done,
+    /// `plan` found changes to make.
+    ChangesPending,
+}
+
+async fn run(cli: Cli) -> Result<Outcome, CliError> {
+    let done = |result: Result<(), CliError>| result.map(|()| Outcome::Done);
     ssm::check_prefix(&cli.parameter_prefix)?;
     let config = load_config(cli.endpoint_url.as_deref(), cli.region.as_deref()).await;
     if config.region().is_none() {
@@ -201,18 +216,18 @@ async fn run(cli: Cli) -> Result<(), CliError> {
 
     match cli.command {
         Command::Params(ParamsCommand::Set { assignments, rack }) => {
-            set_parameters(&clients, &prefix, &Rack::parse(&rack.rack)?, &assignments).await
+            done(set_parameters(&clients, &prefix, &Rack::parse(&rack.rack)?, &assignments).await)
         }
         Command::Params(ParamsCommand::Get(rack)) => {
-            get_parameters(&clients, &prefix, &Rack::parse(&rack.rack)?).await
+            done(get_parameters(&clients, &prefix, &Rack::parse(&rack.rack)?).await)
         }
         Command::Image(ImageCommand::Rewrite { cache, images }) => {
             let prefix = cache_prefix(&clients, &prefix, &cache).await?;
-            rewrite_images(prefix.as_deref(), &images)
+            done(rewrite_images(prefix.as_deref(), &images))
         }
         Command::Image(ImageCommand::Resources { cache, file }) => {
             let prefix = cache_prefix(&clients, &prefix, &cache).await?;
-            print_resources(prefix.as_deref(), &file)
+            done(print_resources(prefix.as_deref(), &file))
         }
         Command::Reconcile(rack) => {
             let rack = Rack::parse(&rack.rack)?;
@@ -222,7 +237,17 @@ async fn run(cli: Cli) -> Result<(), CliError> {
                 target,
                 parameter_prefix: prefix,
             };
-            reconcile_rack(&context, &rack).await
+            done(reconcile_rack(&context, &rack).await)
+        }
+        Command::Plan(rack) => {
+            let rack = Rack::parse(&rack.rack)?;
+            let target = cli_target(&clients, &config).await?;
+            let context = Context {
+                clients,
+                target,
+                parameter_prefix: prefix,
+            };
+            plan_rack(&context, &rack).await
         }
     }
 }
@@ -407,4 +432,26 @@ fn finish(failed: usize, total: usize, what: &'static str) -> Result<(), CliErro
             what,
         })
     }
+}
+
+async fn plan_rack(context: &Context, rack: &Rack) -> Result<Outcome, CliError> {
+    let stored = read_parameters(&context.clients, &context.parameter_prefix, rack).await?;
+    let desired = stored.desired(rack)?;
+
+    let changes = reconcile::dry_run(
+        context,
+        rack,
+        &desired,
+        stored.published_cache_prefix.as_deref(),
+    )
+    .await?;
+
+    if changes.is_empty() {
+        println!("Rack {rack}: no changes");
+        return Ok(Outcome::Done);
+    }
+    for change in &changes {
+        println!("Rack {rack}: {change}");
+    }
+    Ok(Outcome::ChangesPending)
 }

@@ -75,7 +75,10 @@ impl From<HandlerError> for Diagnostic {
 
 /// State kept across invocations of one Lambda execution environment.
 pub struct Handler {
-    clients: Clients,
+    /// The SDK configuration the clients are built from, on first use, so
+    /// that init and invocations that call no AWS service build none.
+    config: Option<SdkConfig>,
+    clients: std::sync::OnceLock<Clients>,
     parameter_prefix: String,
     region: Option<String>,
     /// Time kept back from the Lambda deadline to send a CloudFormation response.
@@ -86,8 +89,14 @@ pub struct Handler {
 
 impl Handler {
     pub fn new(config: &SdkConfig, parameter_prefix: String) -> Self {
-        let region = config.region().map(ToString::to_string);
-        Self::with_clients(Clients::new(config), parameter_prefix, region)
+        Self {
+            config: Some(config.clone()),
+            clients: std::sync::OnceLock::new(),
+            parameter_prefix,
+            region: config.region().map(ToString::to_string),
+            response_margin: DEFAULT_RESPONSE_MARGIN,
+            fallback_target: OnceCell::new(),
+        }
     }
 
     pub fn with_clients(
@@ -96,12 +105,23 @@ impl Handler {
         region: Option<String>,
     ) -> Self {
         Self {
-            clients,
+            config: None,
+            clients: std::sync::OnceLock::from(clients),
             parameter_prefix,
             region,
             response_margin: DEFAULT_RESPONSE_MARGIN,
             fallback_target: OnceCell::new(),
         }
+    }
+
+    fn clients(&self) -> &Clients {
+        self.clients.get_or_init(|| {
+            let config = self
+                .config
+                .as_ref()
+                .expect("a handler has either a config or clients");
+            Clients::new(config)
+        })
     }
 
     /// Sets the time kept back from the Lambda deadline to send a
@@ -143,7 +163,7 @@ impl Handler {
 
         let target = self.target(&event.context.invoked_function_arn).await?;
         let context = Context {
-            clients: self.clients.clone(),
+            clients: self.clients().clone(),
             target,
             parameter_prefix: self.parameter_prefix.clone(),
         };
@@ -189,7 +209,7 @@ impl Handler {
         let outcome = match self.target(&event.context.invoked_function_arn).await {
             Ok(target) => {
                 let context = Context {
-                    clients: self.clients.clone(),
+                    clients: self.clients().clone(),
                     target,
                     parameter_prefix: self.parameter_prefix.clone(),
                 };
@@ -225,7 +245,7 @@ impl Handler {
                 let region = self.region.clone().ok_or_else(|| HandlerError::UnknownRegion {
                     arn: arn.to_owned(),
                 })?;
-                let account = ecr::registry_id(&self.clients.ecr).await.map_err(|source| {
+                let account = ecr::registry_id(&self.clients().ecr).await.map_err(|source| {
                     HandlerError::UnknownAccount {
                         arn: arn.to_owned(),
                         source,

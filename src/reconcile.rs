@@ -112,7 +112,7 @@ pub async fn converge(
     let mut pass = 1;
     let mut published_prefix = published_prefix.map(str::to_owned);
     let arns = loop {
-        let mut observed = observe(context, rack, desired).await?;
+        let mut observed = observe(context, rack, desired, Reads::Fewest).await?;
         observed.published_prefix = published_prefix.clone();
 
         let actions = plan::plan(rack, &context.target, desired, &observed)?;
@@ -160,7 +160,7 @@ pub async fn dry_run(
     desired: &Desired,
     published_prefix: Option<&str>,
 ) -> Result<Vec<Action>, Error> {
-    let mut observed = observe(context, rack, desired).await?;
+    let mut observed = observe(context, rack, desired, Reads::Complete).await?;
     observed.published_prefix = published_prefix.map(str::to_owned);
     Ok(plan::plan(rack, &context.target, desired, &observed)?)
 }
@@ -182,6 +182,16 @@ fn is_race(error: &AwsError) -> bool {
     RACE_CODES.iter().any(|code| error.is_code(code))
 }
 
+/// How much [`observe`] reads.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Reads {
+    /// Skip the rule and the policy of a rack without its secret: right for a
+    /// reconcile, which observes again when a create finds them.
+    Fewest,
+    /// Read everything: right for a dry run, whose plan must be exact.
+    Complete,
+}
+
 /// Reads what the plan needs.
 ///
 /// The secret is read first. When the cache is to be enabled and the secret
@@ -189,7 +199,12 @@ fn is_race(error: &AwsError) -> bool {
 /// and the policy are taken as absent without reading them, which saves calls.
 /// If they exist after all, creating them fails with an already-exists error,
 /// and [`converge`] observes everything again.
-pub async fn observe(context: &Context, rack: &Rack, desired: &Desired) -> Result<Observed, Error> {
+pub async fn observe(
+    context: &Context,
+    rack: &Rack,
+    desired: &Desired,
+    reads: Reads,
+) -> Result<Observed, Error> {
     let clients = &context.clients;
     let read_failed = |resource: String| {
         let rack = rack.to_string();
@@ -204,7 +219,7 @@ pub async fn observe(context: &Context, rack: &Rack, desired: &Desired) -> Resul
         .await
         .map_err(read_failed(format!("secret {}", rack.secret_name())))?;
 
-    if let (Desired::Enabled(cache), None) = (desired, &secret) {
+    if let (Desired::Enabled(cache), None, Reads::Fewest) = (desired, &secret, reads) {
         let candidates: Vec<String> = cache.node_roles.all().cloned().collect();
         let node_roles = iam::existing_roles(&clients.iam, &candidates, &[])
             .await

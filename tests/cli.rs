@@ -316,3 +316,63 @@ fn unreachable_endpoint_is_explained() {
         "no Debug dump: {message}"
     );
 }
+
+#[tokio::test]
+async fn plan_matches_reconcile() {
+    let (context, _) = support::context();
+    let rack = support::enabled_rack(&context, "c-plan", "token").await;
+    // A rule made by hand: the plan must see it, as the reconcile then will.
+    let secret = context
+        .clients
+        .secrets
+        .create_secret()
+        .name("ecr-pullthroughcache/c-plan-by-hand")
+        .secret_string(r#"{"username":"x","accessToken":"y"}"#)
+        .send()
+        .await
+        .unwrap();
+    context
+        .clients
+        .ecr
+        .create_pull_through_cache_rule()
+        .ecr_repository_prefix("docker-hub-c-plan")
+        .upstream_registry_url("registry-1.docker.io")
+        .upstream_registry(aws_sdk_ecr::types::UpstreamRegistry::DockerHub)
+        .credential_arn(secret.arn().unwrap())
+        .send()
+        .await
+        .unwrap();
+    let before = support::rack_resources(&context.clients, &rack).await;
+
+    let planned = run(&["plan", "--rack", "c-plan"]);
+    let after_plan = support::rack_resources(&context.clients, &rack).await;
+    let published_after_plan = stored("c-plan").await.published_cache_prefix;
+    let reconciled = run(&["reconcile", "--rack", "c-plan"]);
+    let converged = run(&["plan", "--rack", "c-plan"]);
+
+    assert_eq!(planned.status.code(), Some(2), "{}", stderr(&planned));
+    assert_eq!(
+        stdout(&planned),
+        "Rack c-plan: create secret ecr-pullthroughcache/c-plan\n\
+         Rack c-plan: update the credential of pull-through cache rule docker-hub-c-plan\n\
+         Rack c-plan: create IAM policy c-plan-ecr-pull-through\n\
+         Rack c-plan: attach IAM policy c-plan-ecr-pull-through to role c-plan-nodes\n\
+         Rack c-plan: publish cache prefix 123456789012.dkr.ecr.us-east-1.amazonaws.com/docker-hub-c-plan\n"
+    );
+    assert_eq!(after_plan, before, "plan writes nothing");
+    assert_eq!(published_after_plan, None, "plan publishes nothing");
+    assert_eq!(
+        stdout(&reconciled),
+        stdout(&planned),
+        "the reconcile makes the planned changes"
+    );
+    assert_eq!(converged.status.code(), Some(0));
+    assert_eq!(stdout(&converged), "Rack c-plan: no changes\n");
+}
+
+#[test]
+fn plan_error_exits_one() {
+    let output = hubcache("http://127.0.0.1:9", &["plan", "--rack", "c-plan-down"]);
+
+    assert_eq!(output.status.code(), Some(1));
+}
