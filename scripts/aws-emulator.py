@@ -55,7 +55,8 @@ CREDENTIAL_REQUIRED = {
     "azure-container-registry",
     "gitlab-container-registry",
 }
-# Service quota: pull-through cache rules per registry.
+# Service quota: pull-through cache rules per registry, 50 unless raised
+# with --rule-quota, as an AWS account can ask for more.
 MAX_RULES = 50
 
 
@@ -321,7 +322,14 @@ def main():
     parser.add_argument(
         "--ready-file", help="file to write once the server accepts connections"
     )
+    parser.add_argument(
+        "--rule-quota",
+        type=int,
+        default=MAX_RULES,
+        help="pull-through cache rules allowed per registry (ECR's default: 50)",
+    )
     args = parser.parse_args()
+    globals()["MAX_RULES"] = args.rule_quota
 
     install_extensions()
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=args.port, verbose=False)

@@ -44,8 +44,9 @@ free_port() {
 }
 
 EMULATOR_PID=
-# start_emulator: starts moto with hubcache's ECR extension on a free port of
-# 127.0.0.1 and exports AWS_ENDPOINT_URL and HUBCACHE_TEST_ENDPOINT.
+# start_emulator [ARGUMENT...]: starts moto with hubcache's ECR extension on a
+# free port of 127.0.0.1, passing the arguments to scripts/aws-emulator.py,
+# and exports AWS_ENDPOINT_URL and HUBCACHE_TEST_ENDPOINT.
 start_emulator() {
   ensure_venv emulator
   local port ready=$RUN_DIR/emulator.ready
@@ -54,7 +55,7 @@ start_emulator() {
   # file, which holds request bodies, lives in the run's temporary folder.
   MOTO_RECORDER_FILEPATH=$RUN_DIR/moto_recording \
     "$VENV_ROOT/emulator/bin/python" "$ROOT/scripts/aws-emulator.py" \
-    --port "$port" --ready-file "$ready" >"$RUN_DIR/emulator.log" 2>&1 &
+    --port "$port" --ready-file "$ready" "$@" >"$RUN_DIR/emulator.log" 2>&1 &
   EMULATOR_PID=$!
   for _ in $(seq 1 300); do
     [[ -s $ready ]] && break

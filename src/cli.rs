@@ -339,6 +339,9 @@ async fn reconcile_rack(context: &Context, rack: &Rack) -> Result<(), CliError> 
     for change in &report.changes {
         println!("Rack {rack}: {change}");
     }
+    if let Some(check) = &report.upstream {
+        println!("Rack {rack}: {check}");
+    }
     Ok(())
 }
 

@@ -28,7 +28,7 @@ use serde_json::{Map, Value};
 use crate::error::Error;
 use crate::names::{RULE_PREFIX_START, Rack, RackNameError};
 use crate::params::{self, ParamsError};
-use crate::reconcile::{self, Context, Report};
+use crate::reconcile::{self, Context, Report, UpstreamCheck};
 use crate::response_url::ResponseUrl;
 use crate::settings::{Assignment, Desired, Parameter};
 use crate::ssm;
@@ -494,7 +494,14 @@ async fn apply(
         .await
         .map_err(|error| changed(reconcile_reason(&error)))?;
 
-    Ok(success(context, &report, id))
+    // The stack always learns whether Docker Hub accepts the credential,
+    // even when this request changed nothing that would trigger the check.
+    let upstream = match (&report.upstream, report.enabled) {
+        (Some(check), _) => Some(check.clone()),
+        (None, true) => Some(reconcile::validate_upstream(context, rack).await),
+        (None, false) => None,
+    };
+    Ok(success(context, &report, id, upstream.as_ref()))
 }
 
 async fn delete(context: &Context, request: &Request) -> Result<Outcome, Failure> {
@@ -557,7 +564,7 @@ async fn delete(context: &Context, request: &Request) -> Result<Outcome, Failure
         deleted.push(parameter.name());
     }
 
-    let mut outcome = success(context, &report, id);
+    let mut outcome = success(context, &report, id, None);
     if !deleted.is_empty() {
         let path = ssm::rack_path(&context.parameter_prefix, &rack);
         outcome.reason = format!(
@@ -569,7 +576,12 @@ async fn delete(context: &Context, request: &Request) -> Result<Outcome, Failure
     Ok(outcome)
 }
 
-fn success(context: &Context, report: &Report, id: String) -> Outcome {
+fn success(
+    context: &Context,
+    report: &Report,
+    id: String,
+    upstream: Option<&UpstreamCheck>,
+) -> Outcome {
     let rack = &report.rack;
     let reason = if report.changes.is_empty() {
         format!("Rack {rack}: no changes.")
@@ -578,7 +590,7 @@ fn success(context: &Context, report: &Report, id: String) -> Outcome {
         format!("Rack {rack}: {}.", changes.join(", "))
     };
 
-    let data = HashMap::from([
+    let mut data = HashMap::from([
         ("RulePrefix".to_owned(), rack.rule_prefix()),
         ("CacheUri".to_owned(), context.target.cache_uri(rack)),
         (
@@ -590,6 +602,15 @@ fn success(context: &Context, report: &Report, id: String) -> Outcome {
             report.policy_arn.clone().unwrap_or_default(),
         ),
     ]);
+
+    let mut reason = reason;
+    if let Some(check) = upstream {
+        let valid = *check == UpstreamCheck::Valid;
+        data.insert("UpstreamCredentialsValid".to_owned(), valid.to_string());
+        if !valid {
+            reason = format!("{reason} Warning: {check}.");
+        }
+    }
 
     Outcome {
         status: CloudFormationCustomResourceResponseStatus::Success,

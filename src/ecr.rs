@@ -129,6 +129,28 @@ pub async fn delete(client: &Client, rack: &Rack) -> Result<RequestId, AwsError>
     }
 }
 
+/// Outcome of ValidatePullThroughCacheRule: whether ECR could sign in to
+/// Docker Hub with the rule's credential, and why not.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Validation {
+    pub valid: bool,
+    pub failure: Option<String>,
+}
+
+/// Asks ECR whether the rule's credential works upstream.
+pub async fn validate(client: &Client, rack: &Rack) -> Result<Validation, AwsError> {
+    let output = client
+        .validate_pull_through_cache_rule()
+        .ecr_repository_prefix(rack.rule_prefix())
+        .send()
+        .await
+        .map_err(AwsError::from_sdk)?;
+    Ok(Validation {
+        valid: output.is_valid(),
+        failure: output.failure().map(str::to_owned),
+    })
+}
+
 /// Returns the account id of the caller's private registry.
 pub async fn registry_id(client: &Client) -> Result<String, AwsError> {
     let output = client

@@ -265,11 +265,16 @@ impl Handler {
 
 fn report_json(report: &reconcile::Report) -> Value {
     let changes: Vec<String> = report.changes.iter().map(ToString::to_string).collect();
-    json!({
+    let mut value = json!({
         "rack": report.rack.as_str(),
         "enabled": report.enabled,
         "changes": changes,
-    })
+    });
+    if let Some(check) = &report.upstream {
+        value["upstreamCredentialsValid"] = json!(*check == reconcile::UpstreamCheck::Valid);
+        value["upstreamCheck"] = json!(check.to_string());
+    }
+    value
 }
 
 /// Reconciles every rack with parameters under the prefix, one after the

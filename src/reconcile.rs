@@ -49,6 +49,8 @@ pub struct Report {
     pub secret_arn: Option<String>,
     /// ARN of the rack's policy, when the cache is enabled.
     pub policy_arn: Option<String>,
+    /// The upstream credential check, made after the rule or its credential changed.
+    pub upstream: Option<UpstreamCheck>,
 }
 
 /// Reconciles `rack` with its stored parameters.
@@ -142,13 +144,77 @@ pub async fn converge(
     };
 
     let enabled = desired.is_enabled();
+    let credential_changed = changes.iter().any(|change| {
+        matches!(
+            change,
+            Action::CreateRule { .. }
+                | Action::UpdateRuleCredential { .. }
+                | Action::UpdateSecretValue { .. }
+        )
+    });
+    let upstream = if enabled && credential_changed {
+        Some(validate_upstream(context, rack).await)
+    } else {
+        None
+    };
+
     Ok(Report {
         rack: rack.clone(),
         enabled,
         changes,
         secret_arn: arns.secret.filter(|_| enabled),
         policy_arn: Some(arns.policy).filter(|_| enabled),
+        upstream,
     })
+}
+
+/// Checks with ECR that the rule's credential signs in to Docker Hub. The
+/// outcome is reported, loudly when invalid, but never fails the reconcile:
+/// Docker Hub may be unreachable for a while, and the credential is the one
+/// the operator set.
+pub async fn validate_upstream(context: &Context, rack: &Rack) -> UpstreamCheck {
+    match ecr::validate(&context.clients.ecr, rack).await {
+        Ok(validation) if validation.valid => {
+            info!(rack = %rack, "Docker Hub accepts the rule's credential");
+            UpstreamCheck::Valid
+        }
+        Ok(validation) => {
+            let reason = validation
+                .failure
+                .unwrap_or_else(|| "no reason given".into());
+            tracing::warn!(rack = %rack, %reason, "Docker Hub rejects the rule's credential; check docker_hub_username and docker_hub_password");
+            UpstreamCheck::Invalid(reason)
+        }
+        Err(error) => {
+            tracing::warn!(rack = %rack, %error, "could not validate the rule's credential");
+            UpstreamCheck::Unknown(error.to_string())
+        }
+    }
+}
+
+/// Outcome of checking the rule's credential with Docker Hub.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum UpstreamCheck {
+    Valid,
+    /// Docker Hub rejected the credential, for the reason given.
+    Invalid(String),
+    /// The check itself failed, with this error.
+    Unknown(String),
+}
+
+impl std::fmt::Display for UpstreamCheck {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            UpstreamCheck::Valid => f.write_str("Docker Hub accepts the credential"),
+            UpstreamCheck::Invalid(reason) => write!(
+                f,
+                "Docker Hub rejects the credential ({reason}); check docker_hub_username and docker_hub_password"
+            ),
+            UpstreamCheck::Unknown(error) => {
+                write!(f, "the credential could not be checked: {error}")
+            }
+        }
+    }
 }
 
 /// Returns the changes that bringing `rack` to `desired` would make now,

@@ -205,7 +205,8 @@ async fn reconcile_prints_changes() {
          Rack c-reconcile: create IAM policy c-reconcile-ecr-pull-through\n\
          Rack c-reconcile: attach IAM policy c-reconcile-ecr-pull-through to role c-reconcile-nodes\n\
          Rack c-reconcile: publish cache prefix \
-         123456789012.dkr.ecr.us-east-1.amazonaws.com/docker-hub-c-reconcile\n"
+         123456789012.dkr.ecr.us-east-1.amazonaws.com/docker-hub-c-reconcile\n\
+         Rack c-reconcile: Docker Hub accepts the credential\n"
     );
     assert_eq!(stdout(&second), "Rack c-reconcile: no changes\n");
     let resources = support::rack_resources(&context.clients, &support::rack("c-reconcile")).await;
@@ -363,7 +364,10 @@ async fn plan_matches_reconcile() {
     assert_eq!(published_after_plan, None, "plan publishes nothing");
     assert_eq!(
         stdout(&reconciled),
-        stdout(&planned),
+        format!(
+            "{}Rack c-plan: Docker Hub accepts the credential\n",
+            stdout(&planned)
+        ),
         "the reconcile makes the planned changes"
     );
     assert_eq!(converged.status.code(), Some(0));

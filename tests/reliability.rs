@@ -434,9 +434,13 @@ async fn fault_table_covers_every_call() {
         }
     }
 
+    // A failed credential check is reported, not a failure; its own test
+    // below covers it.
+    let reported = ["ValidatePullThroughCacheRule"];
     let missing: Vec<_> = called
         .iter()
         .filter(|(scenario, operation)| !covered.contains(&(*scenario, operation.as_str())))
+        .filter(|(_, operation)| !reported.contains(&operation.as_str()))
         .collect();
     assert_eq!(
         missing,
@@ -823,7 +827,7 @@ async fn scheduled_repair_restores_drift() {
             {"rack": "drift-a", "enabled": true, "changes": [
                 "create pull-through cache rule docker-hub-drift-a",
                 "attach IAM policy drift-a-ecr-pull-through to role drift-a-nodes",
-            ]},
+            ], "upstreamCredentialsValid": true, "upstreamCheck": "Docker Hub accepts the credential"},
             {"rack": "drift-b", "enabled": true, "changes": []},
         ]})
     );
@@ -839,4 +843,66 @@ async fn scheduled_repair_restores_drift() {
         Vec::<String>::new(),
         "a converged run writes nothing"
     );
+}
+
+/// Enables a fresh rack through clients whose ValidatePullThroughCacheRule
+/// answers with `rule`, and returns the credential check the report carries.
+async fn upstream_check_with(rack: &str, rule: &Rule) -> hubcache::reconcile::UpstreamCheck {
+    let (clean, _log) = support::context();
+    let rack = support::rack(rack);
+    prepare(&clean, &rack, Scenario::Enable).await;
+    let (clients, _log) = faulty_clients(Service::Ecr, rule);
+    let faulty = Context {
+        clients,
+        ..clean.clone()
+    };
+
+    let report = reconcile(&faulty, &rack)
+        .await
+        .expect("a credential check never fails the reconcile");
+
+    assert_converged(&clean, &rack, Scenario::Enable).await;
+    report
+        .upstream
+        .expect("the rule was created, so the credential is checked")
+}
+
+#[tokio::test]
+async fn rejected_credential_is_reported() {
+    let rule = mock!(aws_sdk_ecr::Client::validate_pull_through_cache_rule).then_output(|| {
+        aws_sdk_ecr::operation::validate_pull_through_cache_rule::ValidatePullThroughCacheRuleOutput::builder()
+            .is_valid(false)
+            .failure("401 Unauthorized from registry-1.docker.io")
+            .build()
+    });
+
+    let check = upstream_check_with("upstream-rejected", &rule).await;
+
+    assert_eq!(
+        check,
+        hubcache::reconcile::UpstreamCheck::Invalid(
+            "401 Unauthorized from registry-1.docker.io".into()
+        )
+    );
+}
+
+#[tokio::test]
+async fn failed_credential_check_is_reported() {
+    let rule = fault!(
+        aws_sdk_ecr::Client::validate_pull_through_cache_rule,
+        aws_sdk_ecr::operation::validate_pull_through_cache_rule::ValidatePullThroughCacheRuleError,
+        "AccessDeniedException",
+        1
+    );
+
+    let check = upstream_check_with("upstream-failed", &rule).await;
+
+    let hubcache::reconcile::UpstreamCheck::Unknown(message) = check else {
+        panic!("expected an unknown outcome, got {check:?}");
+    };
+    assert!(
+        message.starts_with("AccessDeniedException: injected fault"),
+        "{message}"
+    );
+    assert!(message.ends_with("allows this call."), "{message}");
 }

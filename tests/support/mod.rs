@@ -60,12 +60,12 @@ impl CallLog {
     }
 
     /// Returns the calls that change something: every operation that does not
-    /// start with Get, Describe or List.
+    /// start with Get, Describe, List or Validate.
     pub fn writes(&self) -> Vec<String> {
         self.calls()
             .into_iter()
             .filter(|name| {
-                !["Get", "Describe", "List"]
+                !["Get", "Describe", "List", "Validate"]
                     .iter()
                     .any(|read| name.starts_with(read))
             })
