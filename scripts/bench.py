@@ -39,6 +39,7 @@ class RuntimeApi:
         self.responses = []
         self.errors = []
         self.done = threading.Event()
+        self.stopping = threading.Event()
         api = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -52,8 +53,9 @@ class RuntimeApi:
                 if api.first_next is None:
                     api.first_next = time.perf_counter()
                 if api.served >= len(api.events):
-                    api.done.wait()
-                    self.send_error(410)
+                    # Hold the request until the process is killed, as Lambda
+                    # holds an idle function.
+                    api.stopping.wait()
                     return
                 event = json.dumps(api.events[api.served]).encode()
                 api.served += 1
@@ -80,12 +82,14 @@ class RuntimeApi:
                 if len(api.responses) + len(api.errors) >= len(api.events):
                     api.done.set()
 
+        ThreadingHTTPServer.daemon_threads = True
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.address = f"127.0.0.1:{self.server.server_address[1]}"
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
 
     def close(self):
         self.done.set()
+        self.stopping.set()
         self.server.shutdown()
 
 
@@ -161,6 +165,16 @@ def operation(entry):
     return action
 
 
+def create_nodes_role(endpoint):
+    import boto3
+
+    boto3.client("iam", endpoint_url=endpoint).create_role(
+        RoleName=f"{RACK}-nodes",
+        AssumeRolePolicyDocument='{"Version":"2012-10-17","Statement":[{"Effect":"Allow",'
+        '"Principal":{"Service":"ec2.amazonaws.com"},"Action":"sts:AssumeRole"}]}',
+    )
+
+
 def hubcache(cli, endpoint, *arguments):
     env = dict(os.environ, AWS_ENDPOINT_URL=endpoint)
     subprocess.run([cli, *arguments, "--rack", RACK], env=env, check=True, stdout=subprocess.DEVNULL)
@@ -231,6 +245,7 @@ def main():
         sys.exit(f"AWS_ENDPOINT_URL must be the emulator on 127.0.0.1, got {endpoint}")
     recorder = Recorder(endpoint)
     direct = [{"rack": RACK}]
+    create_nodes_role(endpoint)
 
     hubcache(args.cli, endpoint, "params", "set", "ecr_docker_hub_cache=true",
              "docker_hub_username=bench-user", "docker_hub_password=bench-token-1")

@@ -52,9 +52,38 @@ enum Command {
     /// Print the changes a reconcile would make, without making any. Exits 0
     /// when the rack has converged, 2 when changes are pending, 1 on error.
     Plan(RackArg),
+    /// Show the rack's settings, resources, drift and cached repositories.
+    Status {
+        #[command(flatten)]
+        rack: RackArg,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
+        output: OutputFormat,
+    },
+    /// Manage the repositories the cache filled.
+    #[command(subcommand)]
+    Cache(CacheCommand),
     /// Show which images pull through a rack's cache.
     #[command(subcommand)]
     Image(ImageCommand),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum OutputFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Subcommand)]
+enum CacheCommand {
+    /// Delete the repositories cached under docker-hub-<rack>/; without --yes, only list them.
+    Purge {
+        #[command(flatten)]
+        rack: RackArg,
+        /// Delete them; without it, the command only lists what it would delete.
+        #[arg(long)]
+        yes: bool,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -238,6 +267,27 @@ async fn run(cli: Cli) -> Result<Outcome, CliError> {
                 parameter_prefix: prefix,
             };
             done(reconcile_rack(&context, &rack).await)
+        }
+        Command::Status { rack, output } => {
+            let rack = Rack::parse(&rack.rack)?;
+            let target = cli_target(&clients, &config).await?;
+            let context = Context {
+                clients,
+                target,
+                parameter_prefix: prefix,
+            };
+            let status = crate::status::read(&context, &rack).await?;
+            match output {
+                OutputFormat::Text => print!("{status}"),
+                OutputFormat::Json => println!(
+                    "{}",
+                    serde_json::to_string_pretty(&status).unwrap_or_default()
+                ),
+            }
+            Ok(Outcome::Done)
+        }
+        Command::Cache(CacheCommand::Purge { rack, yes }) => {
+            done(purge_cache(&clients, &Rack::parse(&rack.rack)?, yes).await)
         }
         Command::Plan(rack) => {
             let rack = Rack::parse(&rack.rack)?;
@@ -457,4 +507,44 @@ async fn plan_rack(context: &Context, rack: &Rack) -> Result<Outcome, CliError> 
         println!("Rack {rack}: {change}");
     }
     Ok(Outcome::ChangesPending)
+}
+
+async fn purge_cache(clients: &Clients, rack: &Rack, yes: bool) -> Result<(), CliError> {
+    let repositories = crate::ecr::cached_repositories(&clients.ecr, rack)
+        .await
+        .map_err(|source| CliError::Aws {
+            step: format!("list the repositories under {}/", rack.rule_prefix()),
+            source,
+        })?;
+
+    if repositories.is_empty() {
+        println!(
+            "Rack {rack}: no cached repositories under {}/",
+            rack.rule_prefix()
+        );
+        return Ok(());
+    }
+    for repository in &repositories {
+        if !yes {
+            println!(
+                "Rack {rack}: would delete {} ({} images, {} bytes)",
+                repository.name, repository.images, repository.bytes
+            );
+            continue;
+        }
+        crate::ecr::delete_repository(&clients.ecr, &repository.name)
+            .await
+            .map_err(|source| CliError::Aws {
+                step: format!("delete repository {}", repository.name),
+                source,
+            })?;
+        println!(
+            "Rack {rack}: deleted {} ({} images)",
+            repository.name, repository.images
+        );
+    }
+    if !yes {
+        println!("Run again with --yes to delete them.");
+    }
+    Ok(())
 }

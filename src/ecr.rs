@@ -151,6 +151,76 @@ pub async fn validate(client: &Client, rack: &Rack) -> Result<Validation, AwsErr
     })
 }
 
+/// A repository that the rack's rule created by caching an image.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct CachedRepository {
+    pub name: String,
+    pub images: usize,
+    /// Total size of its images as ECR reports it, in bytes.
+    pub bytes: i64,
+}
+
+/// Lists the repositories under `docker-hub-<rack>/`, with their image
+/// count and size, sorted by name.
+pub async fn cached_repositories(
+    client: &Client,
+    rack: &Rack,
+) -> Result<Vec<CachedRepository>, AwsError> {
+    let start = format!("{}/", rack.rule_prefix());
+    let mut names = Vec::new();
+    let mut pages = client.describe_repositories().into_paginator().send();
+    while let Some(page) = pages.next().await {
+        let page = page.map_err(AwsError::from_sdk)?;
+        let found = page
+            .repositories()
+            .iter()
+            .filter_map(|repository| repository.repository_name());
+        names.extend(
+            found
+                .filter(|name| name.starts_with(&start))
+                .map(str::to_owned),
+        );
+    }
+    names.sort();
+
+    let mut repositories = Vec::new();
+    for name in names {
+        let (mut images, mut bytes) = (0, 0);
+        let mut pages = client
+            .describe_images()
+            .repository_name(&name)
+            .into_paginator()
+            .send();
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(AwsError::from_sdk)?;
+            images += page.image_details().len();
+            bytes += page
+                .image_details()
+                .iter()
+                .filter_map(|image| image.image_size_in_bytes())
+                .sum::<i64>();
+        }
+        repositories.push(CachedRepository {
+            name,
+            images,
+            bytes,
+        });
+    }
+    Ok(repositories)
+}
+
+/// Deletes a cached repository with its images.
+pub async fn delete_repository(client: &Client, name: &str) -> Result<(), AwsError> {
+    client
+        .delete_repository()
+        .repository_name(name)
+        .force(true)
+        .send()
+        .await
+        .map_err(AwsError::from_sdk)?;
+    Ok(())
+}
+
 /// Returns the account id of the caller's private registry.
 pub async fn registry_id(client: &Client) -> Result<String, AwsError> {
     let output = client

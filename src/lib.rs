@@ -17,3 +17,4 @@ pub mod response_url;
 pub mod secrets;
 pub mod settings;
 pub mod ssm;
+pub mod status;

@@ -1,0 +1,199 @@
+//! What a rack's cache looks like now: settings, resources, drift from the
+//! desired state, and the repositories already cached.
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+
+use crate::ecr::{self, CachedRepository};
+use crate::error::Error;
+use crate::names::Rack;
+use crate::plan::{Entity, SecretState};
+use crate::reconcile::{self, Context, Reads};
+use crate::settings::{Desired, Parameter, Password};
+use crate::ssm;
+
+/// A rack's status, as `hubcache status` prints it.
+#[derive(Debug, Serialize, PartialEq, Eq)]
+pub struct Status {
+    pub rack: String,
+    /// The rack's parameters, the password masked; absent ones are left out.
+    pub settings: BTreeMap<String, String>,
+    pub enabled: bool,
+    pub secret: Option<SecretStatus>,
+    pub rule: Option<RuleStatus>,
+    pub policy: Option<PolicyStatus>,
+    pub published_prefix: Option<String>,
+    /// Changes a reconcile would make, each one a difference from the desired state.
+    pub drift: Vec<String>,
+    pub cached_repositories: Vec<CachedRepository>,
+}
+
+#[derive(Debug, Serialize, PartialEq, Eq)]
+pub struct SecretStatus {
+    pub name: String,
+    pub arn: String,
+    /// `current`, `differs` or `pending deletion`.
+    pub state: &'static str,
+}
+
+#[derive(Debug, Serialize, PartialEq, Eq)]
+pub struct RuleStatus {
+    pub prefix: String,
+    pub upstream_registry_url: String,
+    pub credential_arn: Option<String>,
+}
+
+#[derive(Debug, Serialize, PartialEq, Eq)]
+pub struct PolicyStatus {
+    pub arn: String,
+    pub document_matches: bool,
+    pub attached_to: Vec<String>,
+}
+
+/// Reads the rack's status. Writes nothing.
+pub async fn read(context: &Context, rack: &Rack) -> Result<Status, Error> {
+    let stored = ssm::read(&context.clients.ssm, &context.parameter_prefix, rack)
+        .await
+        .map_err(|source| Error::ReadFailed {
+            rack: rack.to_string(),
+            resource: format!(
+                "parameters under {}",
+                ssm::rack_path(&context.parameter_prefix, rack)
+            ),
+            source,
+        })?;
+    let desired = stored.desired(rack)?;
+
+    let mut observed = reconcile::observe(context, rack, &desired, Reads::Complete).await?;
+    observed.published_prefix = stored.published_cache_prefix.clone();
+    let drift = match crate::plan::plan(rack, &context.target, &desired, &observed) {
+        Ok(actions) => actions.iter().map(ToString::to_string).collect(),
+        Err(error) => vec![error.to_string()],
+    };
+    let cached_repositories = ecr::cached_repositories(&context.clients.ecr, rack)
+        .await
+        .map_err(|source| Error::ReadFailed {
+            rack: rack.to_string(),
+            resource: format!("repositories under {}/", rack.rule_prefix()),
+            source,
+        })?;
+
+    let settings = Parameter::ALL
+        .iter()
+        .filter_map(|parameter| {
+            let value = stored.get(*parameter)?;
+            let shown = if parameter.is_secret() {
+                Password::MASK
+            } else {
+                value
+            };
+            Some((parameter.name().to_owned(), shown.to_owned()))
+        })
+        .collect();
+
+    Ok(Status {
+        rack: rack.to_string(),
+        settings,
+        enabled: matches!(desired, Desired::Enabled(_)),
+        secret: observed.secret.map(|secret| SecretStatus {
+            name: rack.secret_name(),
+            arn: secret.arn,
+            state: match secret.state {
+                SecretState::Current => "current",
+                SecretState::Outdated => "differs",
+                SecretState::PendingDeletion => "pending deletion",
+            },
+        }),
+        rule: observed.rule.map(|rule| RuleStatus {
+            prefix: rack.rule_prefix(),
+            upstream_registry_url: rule.upstream_registry_url,
+            credential_arn: rule.credential_arn,
+        }),
+        policy: observed.policy.map(|policy| PolicyStatus {
+            arn: policy.arn,
+            document_matches: policy.document_matches,
+            attached_to: policy.attached_to.iter().map(Entity::to_string).collect(),
+        }),
+        published_prefix: stored.published_cache_prefix,
+        drift,
+        cached_repositories,
+    })
+}
+
+impl std::fmt::Display for Status {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let state = if self.enabled { "enabled" } else { "disabled" };
+        writeln!(f, "Rack {}: cache {state}", self.rack)?;
+
+        writeln!(f, "Settings:")?;
+        if self.settings.is_empty() {
+            writeln!(f, "  (none)")?;
+        }
+        for (name, value) in &self.settings {
+            writeln!(f, "  {name} = {value}")?;
+        }
+
+        writeln!(f, "Resources:")?;
+        match &self.secret {
+            Some(secret) => writeln!(
+                f,
+                "  secret {} ({}): {}",
+                secret.name, secret.arn, secret.state
+            )?,
+            None => writeln!(f, "  secret: none")?,
+        }
+        match &self.rule {
+            Some(rule) => writeln!(
+                f,
+                "  rule {} -> {}, credential {}",
+                rule.prefix,
+                rule.upstream_registry_url,
+                rule.credential_arn.as_deref().unwrap_or("none")
+            )?,
+            None => writeln!(f, "  rule: none")?,
+        }
+        match &self.policy {
+            Some(policy) => {
+                let document = if policy.document_matches {
+                    "document current"
+                } else {
+                    "document differs"
+                };
+                let attached = if policy.attached_to.is_empty() {
+                    "attached to nothing".to_owned()
+                } else {
+                    format!("attached to {}", policy.attached_to.join(", "))
+                };
+                writeln!(f, "  policy {}: {document}, {attached}", policy.arn)?
+            }
+            None => writeln!(f, "  policy: none")?,
+        }
+        writeln!(
+            f,
+            "  published prefix: {}",
+            self.published_prefix.as_deref().unwrap_or("none")
+        )?;
+
+        writeln!(f, "Drift:")?;
+        if self.drift.is_empty() {
+            writeln!(f, "  none")?;
+        }
+        for change in &self.drift {
+            writeln!(f, "  would {change}")?;
+        }
+
+        writeln!(f, "Cached repositories:")?;
+        if self.cached_repositories.is_empty() {
+            writeln!(f, "  none")?;
+        }
+        for repository in &self.cached_repositories {
+            writeln!(
+                f,
+                "  {}: {} images, {} bytes",
+                repository.name, repository.images, repository.bytes
+            )?;
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,222 @@
+//! `hubcache status` and `hubcache cache purge` on the AWS emulator, their
+//! output asserted in full for a converged, a drifted and a disabled rack.
+
+mod support;
+
+use std::process::{Command, Output};
+
+use hubcache::reconcile::reconcile;
+use serde_json::Value;
+
+fn hubcache(arguments: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_hubcache"))
+        .args(arguments)
+        .env_clear()
+        .env("AWS_ACCESS_KEY_ID", "hubcache-test-key")
+        .env("AWS_SECRET_ACCESS_KEY", "hubcache-test-secret")
+        .env("AWS_REGION", support::REGION)
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .env("AWS_CONFIG_FILE", "/dev/null")
+        .env("AWS_SHARED_CREDENTIALS_FILE", "/dev/null")
+        .env("AWS_ENDPOINT_URL", support::endpoint())
+        .output()
+        .expect("running the hubcache binary")
+}
+
+fn stdout(output: &Output) -> String {
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8(output.stdout.clone()).unwrap()
+}
+
+async fn create_repository(clients: &hubcache::reconcile::Clients, name: &str) {
+    clients
+        .ecr
+        .create_repository()
+        .repository_name(name)
+        .send()
+        .await
+        .unwrap_or_else(|error| panic!("creating repository {name}: {error:?}"));
+}
+
+#[tokio::test]
+async fn status_of_converged_rack() {
+    let (context, _log) = support::context();
+    let rack = support::enabled_rack(&context, "o-status", "dckr_pat_status").await;
+    reconcile(&context, &rack).await.unwrap();
+    create_repository(&context.clients, "docker-hub-o-status/library/redis").await;
+    create_repository(&context.clients, "docker-hub-o-status-x/library/redis").await;
+    create_repository(&context.clients, "docker-hub-o-statusx/library/redis").await;
+    let (secret_arn, _) = support::rack_resources(&context.clients, &rack)
+        .await
+        .secret
+        .unwrap();
+
+    let text = stdout(&hubcache(&["status", "--rack", "o-status"]));
+    let json: Value = serde_json::from_str(&stdout(&hubcache(&[
+        "status", "--rack", "o-status", "--output", "json",
+    ])))
+    .unwrap();
+
+    assert_eq!(
+        text,
+        format!(
+            "Rack o-status: cache enabled\n\
+             Settings:\n\
+             \x20 docker_hub_password = ********\n\
+             \x20 docker_hub_username = alice\n\
+             \x20 ecr_docker_hub_cache = true\n\
+             Resources:\n\
+             \x20 secret ecr-pullthroughcache/o-status ({secret_arn}): current\n\
+             \x20 rule docker-hub-o-status -> registry-1.docker.io, credential {secret_arn}\n\
+             \x20 policy arn:aws:iam::123456789012:policy/o-status-ecr-pull-through: document current, attached to role o-status-nodes\n\
+             \x20 published prefix: 123456789012.dkr.ecr.us-east-1.amazonaws.com/docker-hub-o-status\n\
+             Drift:\n\
+             \x20 none\n\
+             Cached repositories:\n\
+             \x20 docker-hub-o-status/library/redis: 0 images, 0 bytes\n"
+        )
+    );
+    assert!(!text.contains("dckr_pat_status"));
+    assert_eq!(json["enabled"], true);
+    assert_eq!(json["settings"]["docker_hub_password"], "********");
+    assert_eq!(json["secret"]["arn"], secret_arn.as_str());
+    assert_eq!(json["secret"]["state"], "current");
+    assert_eq!(json["rule"]["credential_arn"], secret_arn.as_str());
+    assert_eq!(json["policy"]["document_matches"], true);
+    assert_eq!(
+        json["policy"]["attached_to"],
+        serde_json::json!(["role o-status-nodes"])
+    );
+    assert_eq!(json["drift"], serde_json::json!([]));
+    assert_eq!(
+        json["cached_repositories"],
+        serde_json::json!([{"name": "docker-hub-o-status/library/redis", "images": 0, "bytes": 0}])
+    );
+}
+
+#[tokio::test]
+async fn status_names_drift() {
+    let (context, _log) = support::context();
+    let rack = support::enabled_rack(&context, "o-drift", "token").await;
+    reconcile(&context, &rack).await.unwrap();
+    let other = context
+        .clients
+        .secrets
+        .create_secret()
+        .name("ecr-pullthroughcache/o-drift-by-hand")
+        .secret_string(r#"{"username":"x","accessToken":"y"}"#)
+        .send()
+        .await
+        .unwrap();
+    let other_arn = other.arn().unwrap();
+    context
+        .clients
+        .ecr
+        .update_pull_through_cache_rule()
+        .ecr_repository_prefix("docker-hub-o-drift")
+        .credential_arn(other_arn)
+        .send()
+        .await
+        .unwrap();
+    context
+        .clients
+        .iam
+        .detach_role_policy()
+        .role_name("o-drift-nodes")
+        .policy_arn(support::target().policy_arn(&rack))
+        .send()
+        .await
+        .unwrap();
+    let (secret_arn, _) = support::rack_resources(&context.clients, &rack)
+        .await
+        .secret
+        .unwrap();
+
+    let text = stdout(&hubcache(&["status", "--rack", "o-drift"]));
+
+    assert_eq!(
+        text,
+        format!(
+            "Rack o-drift: cache enabled\n\
+             Settings:\n\
+             \x20 docker_hub_password = ********\n\
+             \x20 docker_hub_username = alice\n\
+             \x20 ecr_docker_hub_cache = true\n\
+             Resources:\n\
+             \x20 secret ecr-pullthroughcache/o-drift ({secret_arn}): current\n\
+             \x20 rule docker-hub-o-drift -> registry-1.docker.io, credential {other_arn}\n\
+             \x20 policy arn:aws:iam::123456789012:policy/o-drift-ecr-pull-through: document current, attached to nothing\n\
+             \x20 published prefix: 123456789012.dkr.ecr.us-east-1.amazonaws.com/docker-hub-o-drift\n\
+             Drift:\n\
+             \x20 would update the credential of pull-through cache rule docker-hub-o-drift\n\
+             \x20 would attach IAM policy o-drift-ecr-pull-through to role o-drift-nodes\n\
+             Cached repositories:\n\
+             \x20 none\n"
+        )
+    );
+}
+
+#[tokio::test]
+async fn status_of_disabled_rack() {
+    let (context, _log) = support::context();
+    let rack = support::rack("o-off");
+    support::store_parameters(&context.clients, &rack, Some("false"), None, None).await;
+
+    let text = stdout(&hubcache(&["status", "--rack", "o-off"]));
+
+    assert_eq!(
+        text,
+        "Rack o-off: cache disabled\n\
+         Settings:\n\
+         \x20 ecr_docker_hub_cache = false\n\
+         Resources:\n\
+         \x20 secret: none\n\
+         \x20 rule: none\n\
+         \x20 policy: none\n\
+         \x20 published prefix: none\n\
+         Drift:\n\
+         \x20 none\n\
+         Cached repositories:\n\
+         \x20 none\n"
+    );
+}
+
+#[tokio::test]
+async fn purge_lists_then_deletes() {
+    let (context, _log) = support::context();
+    create_repository(&context.clients, "docker-hub-o-purge/library/redis").await;
+    create_repository(&context.clients, "docker-hub-o-purge/bitnami/redis").await;
+    create_repository(&context.clients, "docker-hub-o-purge-kept/library/redis").await;
+
+    let listed = stdout(&hubcache(&["cache", "purge", "--rack", "o-purge"]));
+    let deleted = stdout(&hubcache(&["cache", "purge", "--rack", "o-purge", "--yes"]));
+    let again = stdout(&hubcache(&["cache", "purge", "--rack", "o-purge"]));
+
+    assert_eq!(
+        listed,
+        "Rack o-purge: would delete docker-hub-o-purge/bitnami/redis (0 images, 0 bytes)\n\
+         Rack o-purge: would delete docker-hub-o-purge/library/redis (0 images, 0 bytes)\n\
+         Run again with --yes to delete them.\n"
+    );
+    assert_eq!(
+        deleted,
+        "Rack o-purge: deleted docker-hub-o-purge/bitnami/redis (0 images)\n\
+         Rack o-purge: deleted docker-hub-o-purge/library/redis (0 images)\n"
+    );
+    assert_eq!(
+        again,
+        "Rack o-purge: no cached repositories under docker-hub-o-purge/\n"
+    );
+    let kept = context
+        .clients
+        .ecr
+        .describe_repositories()
+        .repository_names("docker-hub-o-purge-kept/library/redis")
+        .send()
+        .await;
+    assert!(kept.is_ok(), "another rack's repository is kept");
+}
