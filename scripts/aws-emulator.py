@@ -252,7 +252,7 @@ def delete_pull_through_cache_rule(self):
 
 
 def validate_pull_through_cache_rule(self):
-    """Report the rule valid when its secret holds a non-empty username and accessToken.
+    """Report the rule valid when its secret contains a non-empty username and accessToken.
 
     Real ECR signs in to the upstream registry; this emulator has no network,
     so it checks the secret's presence and shape instead.

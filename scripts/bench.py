@@ -53,8 +53,8 @@ class RuntimeApi:
                 if api.first_next is None:
                     api.first_next = time.perf_counter()
                 if api.served >= len(api.events):
-                    # Hold the request until the process is killed, as Lambda
-                    # holds an idle function.
+                    # Keep the request open until the process is killed, as
+                    # Lambda does with an idle function.
                     api.stopping.wait()
                     return
                 event = json.dumps(api.events[api.served]).encode()
@@ -112,7 +112,7 @@ def run_reconciler(binary, events, endpoint):
     process = subprocess.Popen([binary], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     try:
         if not api.done.wait(120):
-            raise RuntimeError("the reconciler did not answer within 120 s")
+            raise RuntimeError("the reconciler sent no response within 120 s")
         with open(f"/proc/{process.pid}/status") as status:
             peak_kb = next(int(line.split()[1]) for line in status if line.startswith("VmHWM:"))
     finally:

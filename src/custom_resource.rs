@@ -383,7 +383,7 @@ async fn create(
         changed_nothing: true,
     })?;
 
-    // A Create that changed nothing answers with an id whose Delete, sent
+    // A Create that changed nothing responds with an id whose Delete, sent
     // when the stack rolls back, leaves the rack alone.
     apply(context, &properties, Vec::new())
         .await
@@ -450,7 +450,7 @@ fn removed_assignments(old: &Properties, new: &Properties) -> Vec<Assignment> {
 ///
 /// Everything that can reject the properties runs before the first write:
 /// validation, and a dry run that fails on a missing node role. A failure
-/// there reports that nothing changed, so a failed Create answers with an
+/// there reports that nothing changed, so a failed Create responds with an
 /// id whose Delete touches nothing, and a rack that existed before the stack
 /// keeps its cache when the stack rolls back.
 async fn apply(

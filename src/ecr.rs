@@ -42,7 +42,7 @@ pub async fn observe(client: &Client, rack: &Rack) -> Result<Option<ObservedRule
 /// ECR's quota of pull-through cache rules per registry, adjustable on request.
 pub const RULES_PER_REGISTRY_QUOTA: usize = 50;
 
-/// Creates the rule. When ECR's rule quota is reached, the error says how
+/// Creates the rule. When ECR's rule quota is reached, the error states how
 /// many rules the registry has and what to do.
 pub async fn create(client: &Client, rack: &Rack, secret_arn: &str) -> Result<RequestId, AwsError> {
     let result = client

@@ -220,7 +220,7 @@ pub struct ResourceOptions {
 pub type Version = serde_yaml_ng::Value;
 
 /// Returns the image tag that `version` names. A bare whole number is taken
-/// as written; other bare scalars are rejected, because YAML reads `10.10`
+/// as written. Other bare scalars are rejected, because YAML reads `10.10`
 /// as the number 10.1 and `true` as a boolean.
 fn version_tag(resource: &str, version: &Version) -> Result<String, ImageError> {
     let unquoted = |version: String, kind| ImageError::UnquotedVersion {

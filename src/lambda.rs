@@ -186,7 +186,7 @@ impl Handler {
         let request = custom_resource::parse(&event.payload).inspect_err(|error| {
             tracing::error!(%error, "custom-resource request without a response target");
         })?;
-        // Without a usable ResponseURL no answer can reach the stack, so no
+        // Without a usable ResponseURL no response can reach the stack, so no
         // work is started that could not be reported.
         request.envelope.response_url.check().inspect_err(|error| {
             tracing::error!(%error, "custom-resource request with an invalid ResponseURL");

@@ -7,7 +7,7 @@ use tracing::{Instrument, info, info_span};
 use crate::error::{AwsError, Error, RequestId};
 use crate::names::{Rack, Target};
 use crate::plan::{self, Action, Observed};
-use crate::settings::{Credentials, Desired};
+use crate::settings::{Credentials, Desired, StoredParameters};
 use crate::{ecr, iam, secrets, ssm};
 
 /// One client per AWS service hubcache calls.
@@ -74,8 +74,9 @@ pub async fn reconcile(context: &Context, rack: &Rack) -> Result<Report, Error> 
     .await
 }
 
-async fn reconcile_rack(context: &Context, rack: &Rack) -> Result<Report, Error> {
-    let parameters = ssm::read(&context.clients.ssm, &context.parameter_prefix, rack)
+/// Reads `rack`'s stored parameters, naming the path in the error.
+pub async fn read_parameters(context: &Context, rack: &Rack) -> Result<StoredParameters, Error> {
+    ssm::read(&context.clients.ssm, &context.parameter_prefix, rack)
         .await
         .map_err(|source| Error::ReadFailed {
             rack: rack.to_string(),
@@ -84,7 +85,11 @@ async fn reconcile_rack(context: &Context, rack: &Rack) -> Result<Report, Error>
                 ssm::rack_path(&context.parameter_prefix, rack)
             ),
             source,
-        })?;
+        })
+}
+
+async fn reconcile_rack(context: &Context, rack: &Rack) -> Result<Report, Error> {
+    let parameters = read_parameters(context, rack).await?;
     let desired = parameters.desired(rack)?;
 
     converge(
@@ -333,7 +338,7 @@ async fn observe_policy_and_roles(
 ) -> Result<(Option<plan::ObservedPolicy>, Vec<String>), AwsError> {
     let iam_client = &context.clients.iam;
     let arn = context.target.policy_arn(rack);
-    // Disabling deletes the policy whatever its document says.
+    // Disabling deletes the policy whatever its document contains.
     let document = desired
         .is_enabled()
         .then(|| plan::policy_document(&context.target, rack));

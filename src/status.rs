@@ -1,4 +1,4 @@
-//! What a rack's cache looks like now: settings, resources, drift from the
+//! Current state of a rack's cache: settings, resources, drift from the
 //! desired state, and the repositories already cached.
 
 use std::collections::BTreeMap;
@@ -11,7 +11,6 @@ use crate::names::Rack;
 use crate::plan::{Entity, SecretState};
 use crate::reconcile::{self, Context, Reads};
 use crate::settings::{Desired, Parameter, Password};
-use crate::ssm;
 
 /// A rack's status, as `hubcache status` prints it.
 #[derive(Debug, Serialize, PartialEq, Eq)]
@@ -53,16 +52,7 @@ pub struct PolicyStatus {
 
 /// Reads the rack's status. Writes nothing.
 pub async fn read(context: &Context, rack: &Rack) -> Result<Status, Error> {
-    let stored = ssm::read(&context.clients.ssm, &context.parameter_prefix, rack)
-        .await
-        .map_err(|source| Error::ReadFailed {
-            rack: rack.to_string(),
-            resource: format!(
-                "parameters under {}",
-                ssm::rack_path(&context.parameter_prefix, rack)
-            ),
-            source,
-        })?;
+    let stored = reconcile::read_parameters(context, rack).await?;
     let desired = stored.desired(rack)?;
 
     let mut observed = reconcile::observe(context, rack, &desired, Reads::Complete).await?;
@@ -83,12 +73,12 @@ pub async fn read(context: &Context, rack: &Rack) -> Result<Status, Error> {
         .iter()
         .filter_map(|parameter| {
             let value = stored.get(*parameter)?;
-            let shown = if parameter.is_secret() {
+            let displayed = if parameter.is_secret() {
                 Password::MASK
             } else {
                 value
             };
-            Some((parameter.name().to_owned(), shown.to_owned()))
+            Some((parameter.name().to_owned(), displayed.to_owned()))
         })
         .collect();
 

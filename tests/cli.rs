@@ -11,18 +11,7 @@ const FIRST_LINE: &str =
     "ecr_docker_hub_cache=true requires docker_hub_username and docker_hub_password.";
 
 fn hubcache(endpoint: &str, arguments: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_hubcache"))
-        .args(arguments)
-        .env_clear()
-        .env("AWS_ACCESS_KEY_ID", "hubcache-test-key")
-        .env("AWS_SECRET_ACCESS_KEY", "hubcache-test-secret")
-        .env("AWS_REGION", support::REGION)
-        .env("AWS_EC2_METADATA_DISABLED", "true")
-        .env("AWS_CONFIG_FILE", "/dev/null")
-        .env("AWS_SHARED_CREDENTIALS_FILE", "/dev/null")
-        .env("AWS_ENDPOINT_URL", endpoint)
-        .output()
-        .expect("running the hubcache binary")
+    support::hubcache_at(endpoint, arguments)
 }
 
 fn run(arguments: &[&str]) -> Output {

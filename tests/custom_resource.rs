@@ -4,7 +4,6 @@
 
 mod support;
 
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use aws_smithy_mocks::{RuleMode, mock, mock_client};
@@ -547,24 +546,9 @@ async fn response_put_gives_up_after_attempts() {
     );
 }
 
-/// A writer that keeps everything tracing prints during one test.
-#[derive(Clone, Default)]
-struct CapturedLogs(Arc<Mutex<Vec<u8>>>);
-
-impl std::io::Write for CapturedLogs {
-    fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(data);
-        Ok(data.len())
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
 #[tokio::test]
 async fn password_and_url_never_printed() {
-    let logs = CapturedLogs::default();
+    let logs = support::CapturedLogs::default();
     let writer = logs.clone();
     let subscriber = tracing_subscriber::fmt()
         .with_max_level(tracing::Level::TRACE)
@@ -606,7 +590,7 @@ async fn password_and_url_never_printed() {
     delete["PhysicalResourceId"] = json!("docker-hub-cr-secret");
     bodies.push(send(&handler, delete).await.to_string());
 
-    let printed = String::from_utf8(logs.0.lock().unwrap().clone()).unwrap();
+    let printed = logs.text();
     assert!(
         printed.contains("cr-secret"),
         "the capture saw the handler's logs"

@@ -3,24 +3,13 @@
 
 mod support;
 
-use std::process::{Command, Output};
+use std::process::Output;
 
 use hubcache::reconcile::reconcile;
 use serde_json::Value;
 
 fn hubcache(arguments: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_hubcache"))
-        .args(arguments)
-        .env_clear()
-        .env("AWS_ACCESS_KEY_ID", "hubcache-test-key")
-        .env("AWS_SECRET_ACCESS_KEY", "hubcache-test-secret")
-        .env("AWS_REGION", support::REGION)
-        .env("AWS_EC2_METADATA_DISABLED", "true")
-        .env("AWS_CONFIG_FILE", "/dev/null")
-        .env("AWS_SHARED_CREDENTIALS_FILE", "/dev/null")
-        .env("AWS_ENDPOINT_URL", support::endpoint())
-        .output()
-        .expect("running the hubcache binary")
+    support::hubcache_at(&support::endpoint(), arguments)
 }
 
 fn stdout(output: &Output) -> String {

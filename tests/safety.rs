@@ -3,33 +3,16 @@
 
 mod support;
 
-use std::sync::{Arc, Mutex};
-
 use hubcache::reconcile::reconcile;
 use hubcache::settings::Parameter;
 use serde_json::json;
 use support::{context, enabled_rack, rack_resources, store_parameters};
 
-/// A writer that keeps everything tracing prints during one test.
-#[derive(Clone, Default)]
-struct CapturedLogs(Arc<Mutex<Vec<u8>>>);
-
-impl std::io::Write for CapturedLogs {
-    fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(data);
-        Ok(data.len())
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
 #[tokio::test]
 async fn trace_logs_never_show_password() {
     const FIRST: &str = "dckr_pat_first_9d2c";
     const SECOND: &str = "dckr_pat_second_4e7a";
-    let logs = CapturedLogs::default();
+    let logs = support::CapturedLogs::default();
     let writer = logs.clone();
     let subscriber = tracing_subscriber::fmt()
         .with_max_level(tracing::Level::TRACE)
@@ -48,7 +31,7 @@ async fn trace_logs_never_show_password() {
     store_parameters(&context.clients, &rack, Some("false"), None, None).await;
     reconcile(&context, &rack).await.unwrap();
 
-    let printed = String::from_utf8(logs.0.lock().unwrap().clone()).unwrap();
+    let printed = logs.text();
     assert!(
         printed.contains("PutSecretValue"),
         "the capture saw the SDK's trace lines"

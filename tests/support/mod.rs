@@ -566,3 +566,41 @@ pub fn faulty_clients(service: Service, rule: &aws_smithy_mocks::Rule) -> (Clien
     }
     (clients, log)
 }
+
+/// Runs the `hubcache` binary with only test credentials in its environment,
+/// aimed at `endpoint`.
+pub fn hubcache_at(endpoint: &str, arguments: &[&str]) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_hubcache"))
+        .args(arguments)
+        .env_clear()
+        .env("AWS_ACCESS_KEY_ID", "hubcache-test-key")
+        .env("AWS_SECRET_ACCESS_KEY", "hubcache-test-secret")
+        .env("AWS_REGION", REGION)
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .env("AWS_CONFIG_FILE", "/dev/null")
+        .env("AWS_SHARED_CREDENTIALS_FILE", "/dev/null")
+        .env("AWS_ENDPOINT_URL", endpoint)
+        .output()
+        .expect("running the hubcache binary")
+}
+
+/// A writer that keeps everything tracing prints during one test.
+#[derive(Clone, Default)]
+pub struct CapturedLogs(pub Arc<Mutex<Vec<u8>>>);
+
+impl std::io::Write for CapturedLogs {
+    fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(data);
+        Ok(data.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl CapturedLogs {
+    pub fn text(&self) -> String {
+        String::from_utf8(self.0.lock().unwrap().clone()).unwrap()
+    }
+}
