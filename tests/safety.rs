@@ -9,48 +9,6 @@ use serde_json::json;
 use support::{context, enabled_rack, rack_resources, store_parameters};
 
 #[tokio::test]
-async fn trace_logs_never_show_password() {
-    const FIRST: &str = "dckr_pat_first_9d2c";
-    const SECOND: &str = "dckr_pat_second_4e7a";
-    let logs = support::CapturedLogs::default();
-    let writer = logs.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .with_max_level(tracing::Level::TRACE)
-        .with_writer(move || writer.clone())
-        .finish();
-    let _guard = tracing::subscriber::set_default(subscriber);
-    // Callsites that other tests' threads hit before this subscriber existed
-    // are cached as uninterested; this makes them ask again.
-    tracing::callsite::rebuild_interest_cache();
-    let (context, _log) = context();
-    let rack = enabled_rack(&context, "s-trace", FIRST).await;
-
-    reconcile(&context, &rack).await.unwrap();
-    store_parameters(&context.clients, &rack, None, None, Some(SECOND)).await;
-    reconcile(&context, &rack).await.unwrap();
-    store_parameters(&context.clients, &rack, Some("false"), None, None).await;
-    reconcile(&context, &rack).await.unwrap();
-
-    let printed = logs.text();
-    assert!(
-        printed.contains("PutSecretValue"),
-        "the capture saw the SDK's trace lines"
-    );
-    assert!(
-        printed.contains("s-trace"),
-        "the capture saw hubcache's lines"
-    );
-    assert!(
-        !printed.contains(FIRST),
-        "the first password reached a log line"
-    );
-    assert!(
-        !printed.contains(SECOND),
-        "the second password reached a log line"
-    );
-}
-
-#[tokio::test]
 async fn similar_rack_names_stay_apart() {
     let (context, _log) = context();
     let short = enabled_rack(&context, "a", "token-a").await;

@@ -40,6 +40,7 @@ pub fn sdk_config() -> SdkConfig {
         .behavior_version(BehaviorVersion::latest())
         .region(Region::new(REGION))
         .retry_config(aws_sdk_ecr::config::retry::RetryConfig::standard())
+        .http_client(hubcache::http::https_client())
         .sleep_impl(aws_smithy_async::rt::sleep::SharedAsyncSleep::new(
             aws_smithy_async::rt::sleep::TokioSleep::new(),
         ))
