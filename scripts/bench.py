@@ -222,6 +222,15 @@ def machine():
     return f"{model}, {os.cpu_count()} cores, {platform.system()} {platform.release()}; {rustc}"
 
 
+def release_profile():
+    """Describes Cargo.toml's release profile, as the figures depend on it."""
+    import tomllib
+
+    with open(os.path.join(os.path.dirname(__file__), "..", "Cargo.toml"), "rb") as manifest:
+        profile = tomllib.load(manifest).get("profile", {}).get("release", {})
+    return ", ".join(f"{key} = {json.dumps(value)}" for key, value in profile.items()) or "defaults"
+
+
 def calls_table(results):
     lines = ["| scenario | calls | target | by operation |", "| --- | --- | --- | --- |"]
     for name, target, result in results:
@@ -277,8 +286,8 @@ def main():
     report = f"""# Benchmarks
 
 Produced by `scripts/bench` on {time.strftime('%Y-%m-%d')}, on {machine()}.
-Every figure comes from the release build of `hubcache-reconciler` (fat LTO,
-one codegen unit, `opt-level = "s"`, stripped), run against the AWS emulator
+Every figure comes from the release build of `hubcache-reconciler`
+({release_profile()}), run against the AWS emulator
 (moto 5.2.5 with hubcache's extension) on 127.0.0.1 through a minimal Lambda
 Runtime API in `scripts/bench.py`. Times on this shared two-core machine are
 noisy, so each is shown beside its ratio to starting `/bin/true`, measured in

@@ -303,7 +303,8 @@ async fn run(cli: Cli) -> Result<Outcome, CliError> {
 }
 
 async fn load_config(endpoint_url: Option<&str>, region: Option<&str>) -> SdkConfig {
-    let mut loader = aws_config::defaults(BehaviorVersion::latest());
+    let mut loader =
+        aws_config::defaults(BehaviorVersion::latest()).http_client(crate::http::https_client());
     if let Some(url) = endpoint_url {
         loader = loader.endpoint_url(url);
     }

@@ -6,6 +6,7 @@ pub mod custom_resource;
 pub mod ecr;
 pub mod error;
 pub mod events;
+pub mod http;
 pub mod iam;
 pub mod images;
 pub mod lambda;

@@ -9,7 +9,10 @@ use serde_json::Value;
 async fn main() -> Result<(), lambda_runtime::Error> {
     lambda_runtime::tracing::init_default_subscriber();
 
-    let config = aws_config::load_from_env().await;
+    let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .http_client(hubcache::http::https_client())
+        .load()
+        .await;
     let prefix = std::env::var("HUBCACHE_PARAMETER_PREFIX")
         .unwrap_or_else(|_| DEFAULT_PARAMETER_PREFIX.to_owned());
     hubcache::ssm::check_prefix(&prefix)?;
