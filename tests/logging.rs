@@ -1,9 +1,9 @@
 //! Neither a Docker Hub password nor a ResponseURL reaches any log line, with
 //! every level enabled, the SDK's own trace lines included.
 //!
-//! This is the only test of its binary, so its global subscriber sees every
-//! line: tracing caches, per call site, whether any subscriber wants it, and
-//! tests without a subscriber running in parallel could spoil that cache.
+//! This is the only test of its binary, so its global subscriber receives
+//! every line. tracing caches, per call site, whether any subscriber wants
+//! it, and tests without a subscriber running in parallel could spoil that.
 
 mod support;
 

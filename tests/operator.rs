@@ -200,12 +200,12 @@ async fn purge_lists_then_deletes() {
         again,
         "Rack o-purge: no cached repositories under docker-hub-o-purge/\n"
     );
-    let kept = context
+    let other_rack = context
         .clients
         .ecr
         .describe_repositories()
         .repository_names("docker-hub-o-purge-kept/library/redis")
         .send()
         .await;
-    assert!(kept.is_ok(), "another rack's repository is kept");
+    assert!(other_rack.is_ok(), "another rack's repository is kept");
 }
