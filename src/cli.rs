@@ -260,22 +260,12 @@ async fn run(cli: Cli) -> Result<Outcome, CliError> {
         }
         Command::Reconcile(rack) => {
             let rack = Rack::parse(&rack.rack)?;
-            let target = cli_target(&clients, &config).await?;
-            let context = Context {
-                clients,
-                target,
-                parameter_prefix: prefix,
-            };
+            let context = reconcile_context(clients, &config, prefix).await?;
             done(reconcile_rack(&context, &rack).await)
         }
         Command::Status { rack, output } => {
             let rack = Rack::parse(&rack.rack)?;
-            let target = cli_target(&clients, &config).await?;
-            let context = Context {
-                clients,
-                target,
-                parameter_prefix: prefix,
-            };
+            let context = reconcile_context(clients, &config, prefix).await?;
             let status = crate::status::read(&context, &rack).await?;
             match output {
                 OutputFormat::Text => print!("{status}"),
@@ -291,12 +281,7 @@ async fn run(cli: Cli) -> Result<Outcome, CliError> {
         }
         Command::Plan(rack) => {
             let rack = Rack::parse(&rack.rack)?;
-            let target = cli_target(&clients, &config).await?;
-            let context = Context {
-                clients,
-                target,
-                parameter_prefix: prefix,
-            };
+            let context = reconcile_context(clients, &config, prefix).await?;
             plan_rack(&context, &rack).await
         }
     }
@@ -312,6 +297,20 @@ async fn load_config(endpoint_url: Option<&str>, region: Option<&str>) -> SdkCon
         loader = loader.region(Region::new(region.to_owned()));
     }
     loader.load().await
+}
+
+/// Builds the context of a reconcile, plan or status run from the CLI.
+async fn reconcile_context(
+    clients: Clients,
+    config: &SdkConfig,
+    prefix: String,
+) -> Result<Context, CliError> {
+    let target = cli_target(&clients, config).await?;
+    Ok(Context {
+        clients,
+        target,
+        parameter_prefix: prefix,
+    })
 }
 
 /// Learns the account from ECR's registry id, since the CLI has no function ARN.

@@ -22,7 +22,7 @@ enum Scenario {
     Disable,
 }
 
-/// Builds a rule that answers the first `times` calls of an operation with
+/// Builds a rule that responds to the first `times` calls of an operation with
 /// the AWS error `code`.
 macro_rules! fault {
     ($client:path, $error:ty, $code:expr, $times:expr) => {
@@ -72,7 +72,7 @@ fn case(
     }
 }
 
-/// One case for every AWS call of enable, rotate and disable.
+/// Returns one case for every AWS call of enable, rotate and disable.
 fn cases() -> Vec<Case> {
     use Scenario::{Disable, Enable, Rotate};
     use Service::{Ecr, Iam, Secrets, Ssm};
@@ -318,7 +318,7 @@ async fn prepare(context: &Context, rack: &Rack, scenario: Scenario) {
     }
 }
 
-/// Asserts that `rack` holds exactly what `scenario` leads to, with nothing orphaned.
+/// Asserts that `rack` has exactly what `scenario` leads to, with nothing orphaned.
 async fn assert_converged(context: &Context, rack: &Rack, scenario: Scenario) {
     let resources = rack_resources(&context.clients, rack).await;
     let stored = hubcache::ssm::read(&context.clients.ssm, &context.parameter_prefix, rack)
@@ -846,7 +846,7 @@ async fn scheduled_repair_restores_drift() {
 }
 
 /// Enables a fresh rack through clients whose ValidatePullThroughCacheRule
-/// answers with `rule`, and returns the credential check the report carries.
+/// responds with `rule`, and returns the credential check the report carries.
 async fn upstream_check_with(rack: &str, rule: &Rule) -> hubcache::reconcile::UpstreamCheck {
     let (clean, _log) = support::context();
     let rack = support::rack(rack);

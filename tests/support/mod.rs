@@ -132,7 +132,7 @@ pub fn target() -> Target {
     }
 }
 
-/// A reconcile context on the emulator, and the log of its calls.
+/// Returns a reconcile context on the emulator, and the log of its calls.
 pub fn context() -> (Context, CallLog) {
     let (clients, log) = logged_clients();
     let context = Context {
@@ -391,7 +391,7 @@ pub struct CaughtRequest {
     pub body: String,
 }
 
-/// How a [`ResponseCatcher`] answers.
+/// Behaviour of a [`ResponseCatcher`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum CatcherMode {
     /// 200, unless Content-Type is non-empty: then 403, as S3 does for a
@@ -399,7 +399,7 @@ pub enum CatcherMode {
     LikeS3,
     /// 503 to the first `n` requests, then as `LikeS3`.
     FailFirst(usize),
-    /// Accept connections and never answer.
+    /// Accept connections and never respond.
     Silent,
 }
 
@@ -419,13 +419,13 @@ impl ResponseCatcher {
         let requests = Arc::new(Mutex::new(Vec::new()));
         let recorded = requests.clone();
         tokio::spawn(async move {
-            let mut held = Vec::new();
+            let mut open_connections = Vec::new();
             loop {
                 let Ok((socket, _)) = listener.accept().await else {
                     return;
                 };
                 if mode == CatcherMode::Silent {
-                    held.push(socket);
+                    open_connections.push(socket);
                     continue;
                 }
                 let recorded = recorded.clone();
@@ -516,7 +516,7 @@ pub enum Service {
     Ssm,
 }
 
-/// Clients like [`logged_clients`], where `service`'s client answers the
+/// Returns clients like [`logged_clients`], where `service`'s client responds to the
 /// first call that `rule` matches with the rule's response.
 ///
 /// aws-smithy-mocks replaces the response after the request was sent, so the
