@@ -16,7 +16,7 @@ export AWS_REGION=us-east-1 AWS_DEFAULT_REGION=us-east-1
 export AWS_EC2_METADATA_DISABLED=true
 export AWS_CONFIG_FILE=$RUN_DIR/aws-config AWS_SHARED_CREDENTIALS_FILE=$RUN_DIR/aws-credentials
 touch "$AWS_CONFIG_FILE" "$AWS_SHARED_CREDENTIALS_FILE"
-# SAM CLI sends usage data and looks for updates unless told not to.
+# SAM CLI sends usage data and checks for updates unless these are set.
 export SAM_CLI_TELEMETRY=0 SAM_CLI_DISABLE_UPDATE_CHECK=1
 
 log() { printf '==> %s\n' "$*" >&2; }
@@ -51,8 +51,8 @@ start_emulator() {
   ensure_venv emulator
   local port ready=$RUN_DIR/emulator.ready
   port=$(free_port)
-  # The request recorder stays off unless scripts/bench starts it; its
-  # file, which holds request bodies, lives in the run's temporary folder.
+  # The request recorder stays off unless scripts/bench starts it. Its
+  # file contains request bodies, so it lives in the run's temporary folder.
   MOTO_RECORDER_FILEPATH=$RUN_DIR/moto_recording \
     "$VENV_ROOT/emulator/bin/python" "$ROOT/scripts/aws-emulator.py" \
     --port "$port" --ready-file "$ready" "$@" >"$RUN_DIR/emulator.log" 2>&1 &

@@ -169,11 +169,11 @@ enum CliError {
     Image(#[from] images::ImageError),
     #[error(transparent)]
     Manifest(#[from] images::ManifestError),
-    #[error("{failed} of {total} {what} could not be resolved; see the messages above.")]
+    #[error("{failed} of {total} {entries} could not be resolved; see the messages above.")]
     Unresolved {
         failed: usize,
         total: usize,
-        what: &'static str,
+        entries: &'static str,
     },
     #[error("Failed to read manifest {path}: {source}")]
     ReadManifest {
@@ -226,7 +226,7 @@ fn init_logging() {
 /// Exit status of `plan` when a reconcile would change something.
 const PENDING_EXIT_CODE: u8 = 2;
 
-/// How a command that succeeded ends.
+/// Result of a command that succeeded.
 enum Outcome {
     Done,
     /// `plan` found changes to make.
@@ -475,14 +475,14 @@ fn print_resources(prefix: Option<&str>, path: &str) -> Result<(), CliError> {
 }
 
 /// Fails the command when some of the entries it printed could not be resolved.
-fn finish(failed: usize, total: usize, what: &'static str) -> Result<(), CliError> {
+fn finish(failed: usize, total: usize, entries: &'static str) -> Result<(), CliError> {
     if failed == 0 {
         Ok(())
     } else {
         Err(CliError::Unresolved {
             failed,
             total,
-            what,
+            entries,
         })
     }
 }

@@ -25,7 +25,6 @@ use aws_lambda_events::cloudformation::{
 };
 use serde_json::{Map, Value};
 
-use crate::error::Error;
 use crate::names::{RULE_PREFIX_START, Rack, RackNameError};
 use crate::params::{self, ParamsError};
 use crate::reconcile::{self, Context, Report, UpstreamCheck};
@@ -340,8 +339,8 @@ pub fn fallback_id(request: &Request) -> String {
     }
 }
 
-/// Runs the operation of `request` and returns its outcome. Never fails:
-/// every error becomes a FAILED outcome whose Reason names the rack, the step
+/// Runs the operation of `request` and returns its outcome. It returns no
+/// error: every error becomes a FAILED outcome whose Reason names the rack, the step
 /// and what to do.
 pub async fn run(context: &Context, request: &Request) -> Outcome {
     let operation = match &request.operation {
@@ -480,7 +479,7 @@ async fn apply(
     let published = prepared.merged.published_cache_prefix.as_deref();
     reconcile::dry_run(context, rack, &desired, published)
         .await
-        .map_err(|error| unchanged(reconcile_reason(&error)))?;
+        .map_err(|error| unchanged(error.to_string()))?;
 
     let changed = |reason: String| Failure {
         reason,
@@ -492,7 +491,7 @@ async fn apply(
         .map_err(|error| changed(params_reason(rack, &error)))?;
     let report = reconcile::reconcile(context, rack)
         .await
-        .map_err(|error| changed(reconcile_reason(&error)))?;
+        .map_err(|error| changed(error.to_string()))?;
 
     // The stack always learns whether Docker Hub accepts the credential,
     // even when this request changed nothing that would trigger the check.
@@ -539,7 +538,7 @@ async fn delete(context: &Context, request: &Request) -> Result<Outcome, Failure
     let published = stored.published_cache_prefix.as_deref();
     let report = reconcile::converge(context, &rack, &Desired::Disabled, published)
         .await
-        .map_err(|error| failure(reconcile_reason(&error)))?;
+        .map_err(|error| failure(error.to_string()))?;
 
     // The flag goes first, so a reconcile triggered by these deletions
     // already reads the cache as disabled.
@@ -628,10 +627,6 @@ fn params_reason(rack: &Rack, error: &ParamsError) -> String {
         ),
         other => other.to_string(),
     }
-}
-
-fn reconcile_reason(error: &Error) -> String {
-    error.to_string()
 }
 
 /// Builds the response body for `outcome`, cutting Reason from the end so

@@ -55,7 +55,7 @@ impl fmt::Display for Entity {
     }
 }
 
-/// The rack's managed policy as IAM holds it.
+/// The rack's managed policy as read from IAM.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ObservedPolicy {
     pub arn: String,

@@ -56,9 +56,13 @@ pub enum PutError {
 impl ResponseUrl {
     /// Checks that the URL is an http or https URL that a response can be sent to.
     pub fn check(&self) -> Result<(), PutError> {
+        self.uri().map(drop)
+    }
+
+    fn uri(&self) -> Result<hyper::Uri, PutError> {
         let uri: hyper::Uri = self.0.parse().map_err(|_| PutError::InvalidUrl)?;
         match (uri.scheme_str(), uri.host()) {
-            (Some("http" | "https"), Some(_)) => Ok(()),
+            (Some("http" | "https"), Some(_)) => Ok(uri),
             _ => Err(PutError::InvalidUrl),
         }
     }
@@ -75,8 +79,7 @@ pub async fn put(
     body: String,
     deadline: Option<Instant>,
 ) -> Result<(), PutError> {
-    url.check()?;
-    let uri: hyper::Uri = url.0.parse().map_err(|_| PutError::InvalidUrl)?;
+    let uri = url.uri()?;
     let connector = hyper_rustls::HttpsConnectorBuilder::new()
         .with_native_roots()
         .map_err(|error| PutError::Tls(error.to_string()))?

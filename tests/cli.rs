@@ -312,26 +312,10 @@ async fn plan_matches_reconcile() {
     let (context, _) = support::context();
     let rack = support::enabled_rack(&context, "c-plan", "token").await;
     // A rule made by hand: the plan must see it, as the reconcile then will.
-    let secret = context
-        .clients
-        .secrets
-        .create_secret()
-        .name("ecr-pullthroughcache/c-plan-by-hand")
-        .secret_string(r#"{"username":"x","accessToken":"y"}"#)
-        .send()
-        .await
-        .unwrap();
-    context
-        .clients
-        .ecr
-        .create_pull_through_cache_rule()
-        .ecr_repository_prefix("docker-hub-c-plan")
-        .upstream_registry_url("registry-1.docker.io")
-        .upstream_registry(aws_sdk_ecr::types::UpstreamRegistry::DockerHub)
-        .credential_arn(secret.arn().unwrap())
-        .send()
-        .await
-        .unwrap();
+    let secret_arn =
+        support::create_secret_by_hand(&context.clients, "ecr-pullthroughcache/c-plan-by-hand")
+            .await;
+    support::create_rule_by_hand(&context.clients, "docker-hub-c-plan", &secret_arn).await;
     let before = support::rack_resources(&context.clients, &rack).await;
 
     let planned = run(&["plan", "--rack", "c-plan"]);

@@ -395,7 +395,7 @@ async fn aws_error_names_rack_and_step() {
     );
 }
 
-/// Clients whose SSM answers every GetParametersByPath with `rule`, and
+/// Returns clients whose SSM responds to every GetParametersByPath with `rule`, and
 /// whose other services are the emulator's.
 fn clients_with_ssm(rule: &aws_smithy_mocks::Rule) -> Clients {
     let (mut clients, _log) = support::logged_clients();
@@ -466,7 +466,7 @@ async fn long_aws_error_fits_body() {
 
 #[tokio::test]
 async fn deadline_answers_failed_in_time() {
-    // An AWS endpoint that accepts connections and never answers.
+    // An AWS endpoint that accepts connections and never responds.
     let silent = ResponseCatcher::start(CatcherMode::Silent).await;
     let endpoint = silent.url.split("/response").next().unwrap().to_owned();
     let hanging = support::sdk_config()

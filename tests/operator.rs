@@ -92,22 +92,15 @@ async fn status_names_drift() {
     let (context, _log) = support::context();
     let rack = support::enabled_rack(&context, "o-drift", "token").await;
     reconcile(&context, &rack).await.unwrap();
-    let other = context
-        .clients
-        .secrets
-        .create_secret()
-        .name("ecr-pullthroughcache/o-drift-by-hand")
-        .secret_string(r#"{"username":"x","accessToken":"y"}"#)
-        .send()
-        .await
-        .unwrap();
-    let other_arn = other.arn().unwrap();
+    let other_arn =
+        support::create_secret_by_hand(&context.clients, "ecr-pullthroughcache/o-drift-by-hand")
+            .await;
     context
         .clients
         .ecr
         .update_pull_through_cache_rule()
         .ecr_repository_prefix("docker-hub-o-drift")
-        .credential_arn(other_arn)
+        .credential_arn(&other_arn)
         .send()
         .await
         .unwrap();

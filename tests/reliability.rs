@@ -625,26 +625,10 @@ async fn alternating_burst_settles_on_last_setting() {
 async fn adopts_rule_pointing_elsewhere() {
     let (context, log) = support::context();
     let rack = support::enabled_rack(&context, "adopt-rule", "token-1").await;
-    let other = context
-        .clients
-        .secrets
-        .create_secret()
-        .name("ecr-pullthroughcache/adopt-rule-other")
-        .secret_string(r#"{"username":"x","accessToken":"y"}"#)
-        .send()
-        .await
-        .unwrap();
-    context
-        .clients
-        .ecr
-        .create_pull_through_cache_rule()
-        .ecr_repository_prefix("docker-hub-adopt-rule")
-        .upstream_registry_url("registry-1.docker.io")
-        .upstream_registry(aws_sdk_ecr::types::UpstreamRegistry::DockerHub)
-        .credential_arn(other.arn().unwrap())
-        .send()
-        .await
-        .unwrap();
+    let other_arn =
+        support::create_secret_by_hand(&context.clients, "ecr-pullthroughcache/adopt-rule-other")
+            .await;
+    support::create_rule_by_hand(&context.clients, "docker-hub-adopt-rule", &other_arn).await;
     log.clear();
 
     let report = reconcile(&context, &rack).await.unwrap();

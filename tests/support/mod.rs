@@ -605,3 +605,30 @@ impl CapturedLogs {
         String::from_utf8(self.0.lock().unwrap().clone()).unwrap()
     }
 }
+
+/// Creates a credential secret by hand, as another tool would, and returns its ARN.
+pub async fn create_secret_by_hand(clients: &Clients, name: &str) -> String {
+    let output = clients
+        .secrets
+        .create_secret()
+        .name(name)
+        .secret_string(r#"{"username":"x","accessToken":"y"}"#)
+        .send()
+        .await
+        .unwrap_or_else(|error| panic!("creating secret {name}: {error:?}"));
+    output.arn().unwrap().to_owned()
+}
+
+/// Creates a Docker Hub pull-through cache rule by hand, reading `secret_arn`.
+pub async fn create_rule_by_hand(clients: &Clients, prefix: &str, secret_arn: &str) {
+    clients
+        .ecr
+        .create_pull_through_cache_rule()
+        .ecr_repository_prefix(prefix)
+        .upstream_registry_url("registry-1.docker.io")
+        .upstream_registry(aws_sdk_ecr::types::UpstreamRegistry::DockerHub)
+        .credential_arn(secret_arn)
+        .send()
+        .await
+        .unwrap_or_else(|error| panic!("creating rule {prefix}: {error:?}"));
+}
