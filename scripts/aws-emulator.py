@@ -1,11 +1,13 @@
 """Start moto's server on 127.0.0.1 with the ECR calls hubcache needs added.
 
-moto 5.2.5 has no ECR pull-through cache rules, and it deletes an IAM managed
-policy that is still attached. This launcher adds the pull-through-cache API
-to moto's ECR backend with the validation ECR applies, makes DeletePolicy of an
-attached policy fail with DeleteConflict as IAM does, then runs moto's threaded
-server in this process. Reset (POST /moto-api/reset) clears the rules too,
-because they live on the ECR backend objects that moto recreates.
+moto 5.2.5 has neither ECR pull-through cache rules nor repository creation
+templates, and it deletes an IAM managed policy that is still attached. This
+launcher adds the pull-through-cache and repository-creation-template APIs to
+moto's ECR backend with the validation ECR applies, makes DeletePolicy of an
+attached policy fail with DeleteConflict as IAM does, then runs moto's
+threaded server in this process. Reset (POST /moto-api/reset) clears the rules
+and templates too, because they live on the ECR backend objects that moto
+recreates.
 
 Usage: aws-emulator.py --port PORT [--ready-file PATH]
 """
@@ -55,6 +57,32 @@ CREDENTIAL_REQUIRED = {
     "azure-container-registry",
     "gitlab-container-registry",
 }
+# ECR API reference, CreateRepositoryCreationTemplate: prefix is 1 to 256
+# characters and matches this pattern (or is the literal ROOT).
+TEMPLATE_PREFIX_PATTERN = re.compile(
+    r"^([a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*(\/[a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*)*\/?|ROOT)$"
+)
+TEMPLATE_PREFIX_LENGTH = (1, 256)
+APPLIED_FOR = {"REPLICATION", "PULL_THROUGH_CACHE", "CREATE_ON_PUSH"}
+IMAGE_TAG_MUTABILITY = {
+    "MUTABLE",
+    "IMMUTABLE",
+    "IMMUTABLE_WITH_EXCLUSION",
+    "MUTABLE_WITH_EXCLUSION",
+}
+ENCRYPTION_TYPES = {"AES256", "KMS", "KMS_DSSE"}
+MAX_DESCRIPTION = 256
+MAX_TEMPLATE_LIFECYCLE_POLICY = 30720
+MAX_REPOSITORY_POLICY = 10240
+# Lifecycle policy rules, from ECR's lifecycle policy properties.
+TAG_STATUSES = {"tagged", "untagged", "any"}
+COUNT_TYPES = {
+    "imageCountMoreThan",
+    "sinceImagePushed",
+    "sinceImagePulled",
+    "sinceImageTransitioned",
+}
+ACTION_TYPES = {"expire", "transition"}
 # Service quota: pull-through cache rules per registry, 50 unless raised
 # with --rule-quota, as an AWS account can ask for more.
 MAX_RULES = 50
@@ -292,6 +320,243 @@ def validate_pull_through_cache_rule(self):
     return ActionResult(result)
 
 
+def templates_of(backend):
+    """Return the backend's repository creation templates by prefix."""
+    return backend.__dict__.setdefault("repository_creation_templates", {})
+
+
+def check_template_prefix(prefix):
+    if prefix is None:
+        raise validation_error("prefix", None, "Member must not be null")
+    low, high = TEMPLATE_PREFIX_LENGTH
+    if not low <= len(prefix) <= high:
+        raise validation_error(
+            "prefix", prefix, f"Member must have length between {low} and {high}, inclusive"
+        )
+    if not TEMPLATE_PREFIX_PATTERN.match(prefix):
+        raise validation_error(
+            "prefix",
+            prefix,
+            "Member must satisfy regular expression pattern: "
+            + TEMPLATE_PREFIX_PATTERN.pattern,
+        )
+
+
+def check_max_length(field, value, high):
+    if value is not None and len(value) > high:
+        raise validation_error(
+            field, value, f"Member must have length less than or equal to {high}"
+        )
+
+
+def check_enum(field, value, allowed):
+    if value is not None and value not in allowed:
+        raise validation_error(
+            field,
+            value,
+            f"Member must satisfy enum value set: [{', '.join(sorted(allowed))}]",
+        )
+
+
+def lifecycle_failure(reason):
+    return EcrError(
+        "InvalidParameterException",
+        "Invalid parameter at 'LifecyclePolicyText' failed to satisfy constraint: "
+        f"'Lifecycle policy validation failure: {reason}'",
+    )
+
+
+def is_whole_number(value):
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def check_lifecycle_policy(text):
+    """Raise InvalidParameterException unless text is a lifecycle policy ECR accepts."""
+    try:
+        policy = json.loads(text)
+    except ValueError:
+        raise lifecycle_failure("the policy is not valid JSON") from None
+    rules = policy.get("rules") if isinstance(policy, dict) else None
+    if not isinstance(rules, list) or not rules:
+        raise lifecycle_failure("the policy must have a non-empty list of rules")
+
+    priorities = []
+    for rule in rules:
+        if not isinstance(rule, dict):
+            raise lifecycle_failure("each rule must be an object")
+        priority = rule.get("rulePriority")
+        if not is_whole_number(priority) or priority < 1:
+            raise lifecycle_failure("rulePriority must be an integer of at least 1")
+        if priority in priorities:
+            raise lifecycle_failure(f"rulePriority {priority} is used by more than one rule")
+        priorities.append(priority)
+
+        selection = rule.get("selection")
+        if not isinstance(selection, dict):
+            raise lifecycle_failure("a rule has no selection")
+        tag_status = selection.get("tagStatus")
+        if tag_status not in TAG_STATUSES:
+            raise lifecycle_failure(f"tagStatus {tag_status!r} is not tagged, untagged or any")
+        has_tag_list = "tagPrefixList" in selection or "tagPatternList" in selection
+        if tag_status == "tagged" and not has_tag_list:
+            raise lifecycle_failure("tagStatus tagged requires tagPrefixList or tagPatternList")
+        if tag_status != "tagged" and has_tag_list:
+            raise lifecycle_failure("tag lists are allowed only with tagStatus tagged")
+        count_type = selection.get("countType")
+        if count_type not in COUNT_TYPES:
+            raise lifecycle_failure(f"countType {count_type!r} is not supported")
+        count_number = selection.get("countNumber")
+        if not is_whole_number(count_number) or not 1 <= count_number <= 2**31 - 1:
+            raise lifecycle_failure("countNumber must be a positive integer")
+        count_unit = selection.get("countUnit")
+        if count_type == "imageCountMoreThan" and count_unit is not None:
+            raise lifecycle_failure("countUnit is not allowed with countType imageCountMoreThan")
+        if count_type != "imageCountMoreThan" and count_unit != "days":
+            raise lifecycle_failure(f"countType {count_type} requires countUnit days")
+
+        action = rule.get("action")
+        if not isinstance(action, dict) or action.get("type") not in ACTION_TYPES:
+            raise lifecycle_failure("action type must be expire or transition")
+
+    any_priorities = [
+        rule["rulePriority"] for rule in rules if rule["selection"]["tagStatus"] == "any"
+    ]
+    if any_priorities and max(any_priorities) != max(priorities):
+        raise lifecycle_failure("a rule with tagStatus any must have the highest rulePriority")
+
+
+def check_template_fields(self, creating):
+    """Validate the template fields of a Create or Update request; return them."""
+    fields = {
+        name: self._get_param(name)
+        for name in (
+            "description",
+            "encryptionConfiguration",
+            "resourceTags",
+            "imageTagMutability",
+            "repositoryPolicy",
+            "lifecyclePolicy",
+            "appliedFor",
+            "customRoleArn",
+        )
+    }
+    applied_for = fields["appliedFor"]
+    if creating and applied_for is None:
+        raise validation_error("appliedFor", None, "Member must not be null")
+    for scenario in applied_for or []:
+        check_enum("appliedFor", scenario, APPLIED_FOR)
+    check_max_length("description", fields["description"], MAX_DESCRIPTION)
+    check_enum("imageTagMutability", fields["imageTagMutability"], IMAGE_TAG_MUTABILITY)
+    encryption = fields["encryptionConfiguration"]
+    if encryption is not None:
+        check_enum(
+            "encryptionConfiguration.encryptionType",
+            encryption.get("encryptionType"),
+            ENCRYPTION_TYPES,
+        )
+    check_max_length("repositoryPolicy", fields["repositoryPolicy"], MAX_REPOSITORY_POLICY)
+    lifecycle_policy = fields["lifecyclePolicy"]
+    check_max_length("lifecyclePolicy", lifecycle_policy, MAX_TEMPLATE_LIFECYCLE_POLICY)
+    if lifecycle_policy:
+        check_lifecycle_policy(lifecycle_policy)
+    return {name: value for name, value in fields.items() if value is not None}
+
+
+def template_not_found(backend, prefix):
+    return EcrError(
+        "TemplateNotFoundException",
+        f"The repository creation template with prefix '{prefix}' does not exist in "
+        f"the registry with id '{backend.account_id}'",
+    )
+
+
+def create_repository_creation_template(self):
+    backend = self.ecr_backend
+    prefix = self._get_param("prefix")
+    check_template_prefix(prefix)
+    fields = check_template_fields(self, creating=True)
+
+    templates = templates_of(backend)
+    if prefix in templates:
+        raise EcrError(
+            "TemplateAlreadyExistsException",
+            f"A repository creation template with prefix '{prefix}' already exists in "
+            f"the registry with id '{backend.account_id}'",
+        )
+    now = datetime.now(timezone.utc)
+    template = {
+        "prefix": prefix,
+        "encryptionConfiguration": {"encryptionType": "AES256"},
+        "resourceTags": [],
+        "imageTagMutability": "MUTABLE",
+        **fields,
+        "createdAt": now,
+        "updatedAt": now,
+    }
+    templates[prefix] = template
+    return ActionResult(
+        {"registryId": backend.account_id, "repositoryCreationTemplate": dict(template)}
+    )
+
+
+def describe_repository_creation_templates(self):
+    backend = self.ecr_backend
+    templates = templates_of(backend)
+    prefixes = self._get_param("prefixes")
+    max_results = self._get_param("maxResults")
+    if max_results is not None and not 1 <= int(max_results) <= 1000:
+        raise validation_error(
+            "maxResults", max_results, "Member must have value between 1 and 1000, inclusive"
+        )
+    max_results = int(max_results or 100)
+    start = int(self._get_param("nextToken") or 0)
+
+    if prefixes:
+        for prefix in prefixes:
+            check_template_prefix(prefix)
+        selected = [templates[prefix] for prefix in prefixes if prefix in templates]
+    else:
+        selected = sorted(templates.values(), key=lambda template: template["prefix"])
+
+    page = selected[start : start + max_results]
+    result = {
+        "registryId": backend.account_id,
+        "repositoryCreationTemplates": [dict(template) for template in page],
+    }
+    if start + max_results < len(selected):
+        result["nextToken"] = str(start + max_results)
+    return ActionResult(result)
+
+
+def update_repository_creation_template(self):
+    backend = self.ecr_backend
+    prefix = self._get_param("prefix")
+    check_template_prefix(prefix)
+    fields = check_template_fields(self, creating=False)
+
+    templates = templates_of(backend)
+    if prefix not in templates:
+        raise template_not_found(backend, prefix)
+    template = templates[prefix]
+    template.update(fields)
+    template["updatedAt"] = datetime.now(timezone.utc)
+    return ActionResult(
+        {"registryId": backend.account_id, "repositoryCreationTemplate": dict(template)}
+    )
+
+
+def delete_repository_creation_template(self):
+    backend = self.ecr_backend
+    prefix = self._get_param("prefix")
+    check_template_prefix(prefix)
+
+    templates = templates_of(backend)
+    if prefix not in templates:
+        raise template_not_found(backend, prefix)
+    template = templates.pop(prefix)
+    return ActionResult({"registryId": backend.account_id, "repositoryCreationTemplate": template})
+
+
 def delete_policy_unless_attached(original):
     def delete_policy(self, policy_arn):
         policy = self.get_policy(policy_arn)
@@ -311,6 +576,10 @@ def install_extensions():
         update_pull_through_cache_rule,
         delete_pull_through_cache_rule,
         validate_pull_through_cache_rule,
+        create_repository_creation_template,
+        describe_repository_creation_templates,
+        update_repository_creation_template,
+        delete_repository_creation_template,
     ):
         setattr(ECRResponse, handler.__name__, handler)
     IAMBackend.delete_policy = delete_policy_unless_attached(IAMBackend.delete_policy)

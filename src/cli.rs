@@ -491,13 +491,7 @@ async fn plan_rack(context: &Context, rack: &Rack) -> Result<Outcome, CliError> 
     let stored = read_parameters(&context.clients, &context.parameter_prefix, rack).await?;
     let desired = stored.desired(rack)?;
 
-    let changes = reconcile::dry_run(
-        context,
-        rack,
-        &desired,
-        stored.published_cache_prefix.as_deref(),
-    )
-    .await?;
+    let changes = reconcile::dry_run(context, rack, &desired, &stored.outputs()).await?;
 
     if changes.is_empty() {
         println!("Rack {rack}: no changes");

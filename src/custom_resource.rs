@@ -37,11 +37,12 @@ pub const MAX_BODY_BYTES: usize = 4096;
 
 /// Property names the resource accepts besides the ones CloudFormation adds.
 const RACK_NAME: &str = "RackName";
-const PROPERTY_PARAMETERS: [(&str, Parameter); 4] = [
+const PROPERTY_PARAMETERS: [(&str, Parameter); 5] = [
     ("EcrDockerHubCache", Parameter::Flag),
     ("DockerHubUsername", Parameter::Username),
     ("DockerHubPassword", Parameter::Password),
     ("NodeRoleNames", Parameter::NodeRoles),
+    ("RetentionDays", Parameter::RetentionDays),
 ];
 /// Properties CloudFormation itself puts in ResourceProperties.
 const SERVICE_PROPERTIES: [&str; 2] = ["ServiceToken", "ServiceTimeout"];
@@ -242,6 +243,7 @@ pub fn parse_properties(value: &Value) -> Result<Properties, PropertiesError> {
             (None, _) => continue,
             (Some(Value::String(text)), _) => text.clone(),
             (Some(Value::Bool(flag)), Parameter::Flag) => flag.to_string(),
+            (Some(Value::Number(days)), Parameter::RetentionDays) => days.to_string(),
             (Some(Value::Array(names)), Parameter::NodeRoles) => join_role_names(names)?,
             (Some(_), Parameter::NodeRoles) => return Err(PropertiesError::InvalidNodeRoleNames),
             (Some(_), _) => return Err(PropertiesError::NotAString { name: property }),
@@ -476,8 +478,7 @@ async fn apply(
         .merged
         .desired(rack)
         .map_err(|error| unchanged(params_reason(rack, &ParamsError::Invalid(error))))?;
-    let published = prepared.merged.published_cache_prefix.as_deref();
-    reconcile::dry_run(context, rack, &desired, published)
+    reconcile::dry_run(context, rack, &desired, &prepared.merged.outputs())
         .await
         .map_err(|error| unchanged(error.to_string()))?;
 
@@ -535,8 +536,7 @@ async fn delete(context: &Context, request: &Request) -> Result<Outcome, Failure
                 ssm::rack_path(&context.parameter_prefix, &rack)
             ))
         })?;
-    let published = stored.published_cache_prefix.as_deref();
-    let report = reconcile::converge(context, &rack, &Desired::Disabled, published)
+    let report = reconcile::converge(context, &rack, &Desired::Disabled, &stored.outputs())
         .await
         .map_err(|error| failure(error.to_string()))?;
 

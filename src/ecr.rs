@@ -1,12 +1,12 @@
-//! The rack's ECR pull-through cache rule, and the registry id the CLI uses
-//! as the account.
+//! The rack's ECR pull-through cache rule and repository creation template,
+//! and the registry id the CLI uses as the account.
 
 use aws_sdk_ecr::Client;
-use aws_sdk_ecr::types::UpstreamRegistry;
+use aws_sdk_ecr::types::{RctAppliedFor, UpstreamRegistry};
 
 use crate::error::{AwsError, RequestId, request_id_of};
 use crate::names::{Rack, UPSTREAM_REGISTRY_URL};
-use crate::plan::ObservedRule;
+use crate::plan::{self, ObservedRule, ObservedTemplate};
 
 /// Reads the rule whose prefix is exactly `docker-hub-<rack>`.
 pub async fn observe(client: &Client, rack: &Rack) -> Result<Option<ObservedRule>, AwsError> {
@@ -127,6 +127,82 @@ pub async fn delete(client: &Client, rack: &Rack) -> Result<RequestId, AwsError>
         }
         Err(error) => Err(AwsError::from_sdk(error)),
     }
+}
+
+/// Reads the repository creation template whose prefix is exactly `docker-hub-<rack>`.
+pub async fn observe_template(
+    client: &Client,
+    rack: &Rack,
+) -> Result<Option<ObservedTemplate>, AwsError> {
+    let prefix = rack.rule_prefix();
+    let output = client
+        .describe_repository_creation_templates()
+        .prefixes(&prefix)
+        .send()
+        .await
+        .map_err(AwsError::from_sdk)?;
+
+    let template = output
+        .repository_creation_templates()
+        .iter()
+        .find(|template| template.prefix() == Some(prefix.as_str()));
+    Ok(template.map(|template| ObservedTemplate {
+        description: template.description().map(str::to_owned),
+        lifecycle_policy: template.lifecycle_policy().map(str::to_owned),
+        applied_for: template
+            .applied_for()
+            .iter()
+            .map(|scenario| scenario.as_str().to_owned())
+            .collect(),
+    }))
+}
+
+/// Creates the template that gives each repository the rack's rule creates a
+/// lifecycle policy expiring images not pulled for `days`.
+pub async fn create_template(
+    client: &Client,
+    rack: &Rack,
+    days: u32,
+) -> Result<RequestId, AwsError> {
+    let output = client
+        .create_repository_creation_template()
+        .prefix(rack.rule_prefix())
+        .description(plan::template_description(rack, days))
+        .lifecycle_policy(plan::lifecycle_policy(days).to_string())
+        .applied_for(RctAppliedFor::PullThroughCache)
+        .send()
+        .await
+        .map_err(AwsError::from_sdk)?;
+    Ok(request_id_of(&output))
+}
+
+/// Replaces the template's description, lifecycle policy and scenarios.
+pub async fn update_template(
+    client: &Client,
+    rack: &Rack,
+    days: u32,
+) -> Result<RequestId, AwsError> {
+    let output = client
+        .update_repository_creation_template()
+        .prefix(rack.rule_prefix())
+        .description(plan::template_description(rack, days))
+        .lifecycle_policy(plan::lifecycle_policy(days).to_string())
+        .applied_for(RctAppliedFor::PullThroughCache)
+        .send()
+        .await
+        .map_err(AwsError::from_sdk)?;
+    Ok(request_id_of(&output))
+}
+
+/// Deletes the template. Repositories created with it keep their lifecycle policy.
+pub async fn delete_template(client: &Client, rack: &Rack) -> Result<RequestId, AwsError> {
+    let output = client
+        .delete_repository_creation_template()
+        .prefix(rack.rule_prefix())
+        .send()
+        .await
+        .map_err(AwsError::from_sdk)?;
+    Ok(request_id_of(&output))
 }
 
 /// Outcome of ValidatePullThroughCacheRule: whether ECR could sign in to

@@ -6,7 +6,7 @@ use std::fmt;
 use serde_json::{Value, json};
 
 use crate::names::{Rack, Target, UPSTREAM_REGISTRY_URL};
-use crate::settings::{Desired, NodeRoles};
+use crate::settings::{Desired, EnabledCache};
 
 /// IAM keeps at most five versions of a managed policy.
 pub const MAX_POLICY_VERSIONS: usize = 5;
@@ -66,6 +66,74 @@ pub struct ObservedPolicy {
     pub non_default_versions: Vec<String>,
 }
 
+/// The repository creation template for the rack's cache prefix, as read from ECR.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ObservedTemplate {
+    pub description: Option<String>,
+    pub lifecycle_policy: Option<String>,
+    pub applied_for: Vec<String>,
+}
+
+/// What ECR applies to the repositories a template applies to.
+pub const TEMPLATE_APPLIED_FOR: &str = "PULL_THROUGH_CACHE";
+
+/// Returns `days` with its unit, such as "1 day" or "30 days".
+pub fn days_text(days: u32) -> String {
+    if days == 1 {
+        "1 day".to_owned()
+    } else {
+        format!("{days} days")
+    }
+}
+
+/// Returns the lifecycle policy that expires cached images not pulled for `days`.
+pub fn lifecycle_policy(days: u32) -> Value {
+    json!({
+        "rules": [{
+            "rulePriority": 1,
+            "description": format!("Expire images not pulled for {}", days_text(days)),
+            "selection": {
+                "tagStatus": "any",
+                "countType": "sinceImagePulled",
+                "countUnit": "days",
+                "countNumber": days,
+            },
+            "action": {"type": "expire"},
+        }],
+    })
+}
+
+/// Returns the description of the rack's repository creation template.
+pub fn template_description(rack: &Rack, days: u32) -> String {
+    format!(
+        "Managed by hubcache for rack {rack}: cached Docker Hub images expire when not pulled \
+         for {}.",
+        days_text(days)
+    )
+}
+
+impl ObservedTemplate {
+    /// Returns whether the template is the one hubcache keeps for `days`.
+    pub fn matches(&self, rack: &Rack, days: u32) -> bool {
+        let policy = self
+            .lifecycle_policy
+            .as_deref()
+            .and_then(|text| serde_json::from_str::<Value>(text).ok());
+        policy == Some(lifecycle_policy(days))
+            && self.applied_for == [TEMPLATE_APPLIED_FOR]
+            && self.description.as_deref() == Some(template_description(rack, days).as_str())
+    }
+
+    /// Returns the days of the lifecycle rule hubcache writes, when the
+    /// template's policy has that one rule and nothing else.
+    pub fn retention_days(&self) -> Option<u32> {
+        let policy: Value = serde_json::from_str(self.lifecycle_policy.as_deref()?).ok()?;
+        let days = policy.pointer("/rules/0/selection/countNumber")?.as_u64()?;
+        let days = u32::try_from(days).ok()?;
+        (policy == lifecycle_policy(days)).then_some(days)
+    }
+}
+
 /// Current state of one rack's resources in AWS.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Observed {
@@ -76,6 +144,11 @@ pub struct Observed {
     pub node_roles: Vec<String>,
     /// The cache prefix published in the rack's parameters for deploy tooling.
     pub published_prefix: Option<String>,
+    /// The repository creation template. Read only when retention is wanted
+    /// or the rack's parameters record a template hubcache created.
+    pub template: Option<ObservedTemplate>,
+    /// Whether the rack's parameters record a template hubcache created.
+    pub recorded_template: bool,
 }
 
 /// One change to AWS, named by the resource it touches.
@@ -96,6 +169,11 @@ pub enum Action {
     DeletePolicy { name: String },
     PublishCachePrefix { uri: String },
     UnpublishCachePrefix,
+    RecordTemplate { prefix: String },
+    CreateTemplate { prefix: String, days: u32 },
+    UpdateTemplate { prefix: String, days: u32 },
+    DeleteTemplate { prefix: String },
+    ForgetTemplate { prefix: String },
 }
 
 impl fmt::Display for Action {
@@ -129,6 +207,27 @@ impl fmt::Display for Action {
             Action::DeletePolicy { name } => write!(f, "delete IAM policy {name}"),
             Action::PublishCachePrefix { uri } => write!(f, "publish cache prefix {uri}"),
             Action::UnpublishCachePrefix => write!(f, "remove the published cache prefix"),
+            Action::RecordTemplate { prefix } => write!(
+                f,
+                "record repository creation template {prefix} as managed by hubcache"
+            ),
+            Action::CreateTemplate { prefix, days } => write!(
+                f,
+                "create repository creation template {prefix} (expire images not pulled for {})",
+                days_text(*days)
+            ),
+            Action::UpdateTemplate { prefix, days } => write!(
+                f,
+                "update repository creation template {prefix} (expire images not pulled for {})",
+                days_text(*days)
+            ),
+            Action::DeleteTemplate { prefix } => {
+                write!(f, "delete repository creation template {prefix}")
+            }
+            Action::ForgetTemplate { prefix } => write!(
+                f,
+                "remove the record of repository creation template {prefix}"
+            ),
         }
     }
 }
@@ -156,6 +255,11 @@ impl Action {
             Action::DeletePolicy { .. } => "iam:DeletePolicy",
             Action::PublishCachePrefix { .. } => "ssm:PutParameter",
             Action::UnpublishCachePrefix => "ssm:DeleteParameter",
+            Action::RecordTemplate { .. } => "ssm:PutParameter",
+            Action::CreateTemplate { .. } => "ecr:CreateRepositoryCreationTemplate",
+            Action::UpdateTemplate { .. } => "ecr:UpdateRepositoryCreationTemplate",
+            Action::DeleteTemplate { .. } => "ecr:DeleteRepositoryCreationTemplate",
+            Action::ForgetTemplate { .. } => "ssm:DeleteParameter",
         }
     }
 }
@@ -190,13 +294,16 @@ pub fn policy_document(target: &Target, rack: &Rack) -> Value {
 
 /// Plans the changes that bring `observed` to `desired` for `rack`.
 ///
-/// Enabling orders them secret, rule, policy, attachments, because the rule
-/// needs the secret's ARN and nodes need the rule before the policy is of use.
-/// The cache prefix is published last, once the cache works. Disabling
-/// withdraws the prefix first, so deploy tooling stops using the cache, then
-/// orders rule, secret, policy: the rule goes before the secret it reads, and
-/// the policy is detached everywhere before it is deleted. An empty plan means
-/// the rack has converged.
+/// Enabling orders them secret, template, rule, policy, attachments, because
+/// the rule needs the secret's ARN, the template must exist before the rule
+/// creates the first repository, and nodes need the rule before the policy
+/// is of use. The cache prefix is published last, once the cache works.
+/// Disabling withdraws the prefix first, so deploy tooling stops using the
+/// cache, then orders rule, template, secret, policy: the rule goes before the
+/// secret it reads, and the policy is detached everywhere before it is
+/// deleted. A template is recorded in the rack's parameters before it is
+/// created and forgotten after it is deleted, so hubcache never deletes a
+/// template it did not create. An empty plan means the rack has converged.
 pub fn plan(
     rack: &Rack,
     target: &Target,
@@ -205,7 +312,7 @@ pub fn plan(
 ) -> Result<Vec<Action>, PlanError> {
     match desired {
         Desired::Enabled(cache) => {
-            let mut actions = plan_enable(rack, &cache.node_roles, observed)?;
+            let mut actions = plan_enable(rack, cache, observed)?;
             let uri = target.cache_uri(rack);
             if observed.published_prefix.as_ref() != Some(&uri) {
                 actions.push(Action::PublishCachePrefix { uri });
@@ -217,17 +324,57 @@ pub fn plan(
             if observed.published_prefix.is_some() {
                 actions.push(Action::UnpublishCachePrefix);
             }
+            if observed.rule.is_some() {
+                actions.push(Action::DeleteRule {
+                    prefix: rack.rule_prefix(),
+                });
+            }
+            actions.extend(plan_template(rack, None, observed));
             actions.extend(plan_disable(rack, observed));
             Ok(actions)
         }
     }
 }
 
+/// Plans the repository creation template for a retention of `days`, or
+/// its removal when `days` is `None`.
+fn plan_template(rack: &Rack, days: Option<u32>, observed: &Observed) -> Vec<Action> {
+    let prefix = rack.rule_prefix();
+    let mut actions = Vec::new();
+    match days {
+        Some(days) => {
+            if !observed.recorded_template {
+                actions.push(Action::RecordTemplate {
+                    prefix: prefix.clone(),
+                });
+            }
+            match &observed.template {
+                None => actions.push(Action::CreateTemplate { prefix, days }),
+                Some(found) if !found.matches(rack, days) => {
+                    actions.push(Action::UpdateTemplate { prefix, days });
+                }
+                Some(_) => {}
+            }
+        }
+        None if observed.recorded_template => {
+            if observed.template.is_some() {
+                actions.push(Action::DeleteTemplate {
+                    prefix: prefix.clone(),
+                });
+            }
+            actions.push(Action::ForgetTemplate { prefix });
+        }
+        None => {}
+    }
+    actions
+}
+
 fn plan_enable(
     rack: &Rack,
-    roles: &NodeRoles,
+    cache: &EnabledCache,
     observed: &Observed,
 ) -> Result<Vec<Action>, PlanError> {
+    let roles = &cache.node_roles;
     let secret = rack.secret_name();
     let prefix = rack.rule_prefix();
     let policy = rack.policy_name();
@@ -262,6 +409,8 @@ fn plan_enable(
             }
         }
     }
+
+    actions.extend(plan_template(rack, cache.retention_days, observed));
 
     let secret_arn = observed.secret.as_ref().map(|found| found.arn.as_str());
     match &observed.rule {
@@ -339,14 +488,10 @@ fn plan_enable(
     Ok(actions)
 }
 
+/// Plans the removal of the secret and the policy; the rule and the template
+/// go first.
 fn plan_disable(rack: &Rack, observed: &Observed) -> Vec<Action> {
     let mut actions = Vec::new();
-
-    if observed.rule.is_some() {
-        actions.push(Action::DeleteRule {
-            prefix: rack.rule_prefix(),
-        });
-    }
 
     if observed.secret.is_some() {
         actions.push(Action::DeleteSecret {
@@ -377,7 +522,7 @@ fn plan_disable(rack: &Rack, observed: &Observed) -> Vec<Action> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::settings::{Credentials, EnabledCache, Password};
+    use crate::settings::{Credentials, EnabledCache, NodeRoles, Password};
 
     const SECRET_ARN: &str =
         "arn:aws:secretsmanager:us-east-1:123456789012:secret:ecr-pullthroughcache/demo-AbCdEf";
@@ -403,7 +548,25 @@ mod tests {
                 password: Password::new("token"),
             },
             node_roles: NodeRoles::default_for(&rack()),
+            retention_days: None,
         })
+    }
+
+    fn enabled_with_retention(days: u32) -> Desired {
+        let Desired::Enabled(mut cache) = enabled() else {
+            unreachable!()
+        };
+        cache.retention_days = Some(days);
+        Desired::Enabled(cache)
+    }
+
+    /// The template hubcache writes for `days`, as ECR returns it.
+    fn template_for(days: u32) -> ObservedTemplate {
+        ObservedTemplate {
+            description: Some(template_description(&rack(), days)),
+            lifecycle_policy: Some(lifecycle_policy(days).to_string()),
+            applied_for: vec![TEMPLATE_APPLIED_FOR.into()],
+        }
     }
 
     fn converged() -> Observed {
@@ -424,6 +587,8 @@ mod tests {
             }),
             node_roles: vec!["demo-nodes".into()],
             published_prefix: Some(CACHE_URI.into()),
+            template: None,
+            recorded_template: false,
         }
     }
 
@@ -677,6 +842,178 @@ mod tests {
         }];
         assert_eq!(stale, expected);
         assert_eq!(missing, expected);
+    }
+
+    #[test]
+    fn retention_set_on_converged_rack() {
+        let actions = plan(
+            &rack(),
+            &target(),
+            &enabled_with_retention(30),
+            &converged(),
+        )
+        .unwrap();
+
+        assert_eq!(
+            descriptions(&actions),
+            [
+                "record repository creation template docker-hub-demo as managed by hubcache",
+                "create repository creation template docker-hub-demo (expire images not pulled for 30 days)",
+            ]
+        );
+    }
+
+    #[test]
+    fn retention_template_goes_before_rule() {
+        let observed = Observed {
+            node_roles: vec!["demo-nodes".into()],
+            ..Observed::default()
+        };
+
+        let actions = plan(&rack(), &target(), &enabled_with_retention(1), &observed).unwrap();
+
+        assert_eq!(
+            descriptions(&actions)[..4],
+            [
+                "create secret ecr-pullthroughcache/demo",
+                "record repository creation template docker-hub-demo as managed by hubcache",
+                "create repository creation template docker-hub-demo (expire images not pulled for 1 day)",
+                "create pull-through cache rule docker-hub-demo",
+            ]
+        );
+    }
+
+    #[test]
+    fn retention_converged_template_is_empty() {
+        let mut observed = converged();
+        observed.template = Some(template_for(30));
+        observed.recorded_template = true;
+
+        assert_eq!(
+            plan(&rack(), &target(), &enabled_with_retention(30), &observed),
+            Ok(vec![])
+        );
+    }
+
+    #[test]
+    fn retention_change_updates_template() {
+        let mut observed = converged();
+        observed.template = Some(template_for(30));
+        observed.recorded_template = true;
+
+        let actions = plan(&rack(), &target(), &enabled_with_retention(7), &observed).unwrap();
+
+        assert_eq!(
+            actions,
+            [Action::UpdateTemplate {
+                prefix: "docker-hub-demo".into(),
+                days: 7
+            }]
+        );
+    }
+
+    #[test]
+    fn retention_template_edited_by_hand_is_updated() {
+        let edits: [fn(&mut ObservedTemplate); 4] = [
+            |template| template.applied_for = vec!["REPLICATION".into()],
+            |template| template.description = None,
+            |template| template.lifecycle_policy = Some("{}".into()),
+            |template| template.lifecycle_policy = Some("not json".into()),
+        ];
+        for edit in edits {
+            let mut observed = converged();
+            let mut template = template_for(30);
+            edit(&mut template);
+            observed.template = Some(template);
+            observed.recorded_template = true;
+
+            let actions = plan(&rack(), &target(), &enabled_with_retention(30), &observed).unwrap();
+
+            assert_eq!(
+                descriptions(&actions),
+                [
+                    "update repository creation template docker-hub-demo (expire images not pulled for 30 days)"
+                ]
+            );
+        }
+    }
+
+    #[test]
+    fn retention_unset_deletes_recorded_template_only() {
+        let mut observed = converged();
+        observed.template = Some(template_for(30));
+        observed.recorded_template = true;
+
+        let actions = plan(&rack(), &target(), &enabled(), &observed).unwrap();
+
+        assert_eq!(
+            descriptions(&actions),
+            [
+                "delete repository creation template docker-hub-demo",
+                "remove the record of repository creation template docker-hub-demo",
+            ]
+        );
+
+        observed.recorded_template = false;
+        assert_eq!(plan(&rack(), &target(), &enabled(), &observed), Ok(vec![]));
+
+        observed.recorded_template = true;
+        observed.template = None;
+        assert_eq!(
+            descriptions(&plan(&rack(), &target(), &enabled(), &observed).unwrap()),
+            ["remove the record of repository creation template docker-hub-demo"]
+        );
+    }
+
+    #[test]
+    fn disable_deletes_template_after_rule() {
+        let mut observed = converged();
+        observed.template = Some(template_for(30));
+        observed.recorded_template = true;
+
+        let actions = plan(&rack(), &target(), &Desired::Disabled, &observed).unwrap();
+
+        assert_eq!(
+            descriptions(&actions)[..5],
+            [
+                "remove the published cache prefix",
+                "delete pull-through cache rule docker-hub-demo",
+                "delete repository creation template docker-hub-demo",
+                "remove the record of repository creation template docker-hub-demo",
+                "delete secret ecr-pullthroughcache/demo",
+            ]
+        );
+    }
+
+    #[test]
+    fn template_retention_days_read_back() {
+        assert_eq!(template_for(30).retention_days(), Some(30));
+        assert_eq!(template_for(1).retention_days(), Some(1));
+        let other = ObservedTemplate {
+            lifecycle_policy: Some(r#"{"rules":[]}"#.into()),
+            ..ObservedTemplate::default()
+        };
+        assert_eq!(other.retention_days(), None);
+    }
+
+    #[test]
+    fn lifecycle_policy_exact() {
+        assert_eq!(
+            lifecycle_policy(30),
+            json!({
+                "rules": [{
+                    "rulePriority": 1,
+                    "description": "Expire images not pulled for 30 days",
+                    "selection": {
+                        "tagStatus": "any",
+                        "countType": "sinceImagePulled",
+                        "countUnit": "days",
+                        "countNumber": 30
+                    },
+                    "action": {"type": "expire"}
+                }]
+            })
+        );
     }
 
     #[test]

@@ -7,7 +7,7 @@ use tracing::{Instrument, info, info_span};
 use crate::error::{AwsError, Error, RequestId};
 use crate::names::{Rack, Target};
 use crate::plan::{self, Action, Observed};
-use crate::settings::{Credentials, Desired, StoredParameters};
+use crate::settings::{Credentials, Desired, Outputs, StoredParameters};
 use crate::{ecr, iam, secrets, ssm};
 
 /// One client per AWS service hubcache calls.
@@ -92,13 +92,7 @@ async fn reconcile_rack(context: &Context, rack: &Rack) -> Result<Report, Error>
     let parameters = read_parameters(context, rack).await?;
     let desired = parameters.desired(rack)?;
 
-    converge(
-        context,
-        rack,
-        &desired,
-        parameters.published_cache_prefix.as_deref(),
-    )
-    .await
+    converge(context, rack, &desired, &parameters.outputs()).await
 }
 
 /// Brings `rack`'s resources to `desired`, whatever its parameters contain.
@@ -113,14 +107,13 @@ pub async fn converge(
     context: &Context,
     rack: &Rack,
     desired: &Desired,
-    published_prefix: Option<&str>,
+    outputs: &Outputs,
 ) -> Result<Report, Error> {
     let mut changes = Vec::new();
     let mut pass = 1;
-    let mut published_prefix = published_prefix.map(str::to_owned);
+    let mut outputs = outputs.clone();
     let arns = loop {
-        let mut observed = observe(context, rack, desired, Reads::Fewest).await?;
-        observed.published_prefix = published_prefix.clone();
+        let observed = observe(context, rack, desired, &outputs, Reads::Fewest).await?;
 
         let actions = plan::plan(rack, &context.target, desired, &observed)?;
         if actions.is_empty() {
@@ -131,8 +124,10 @@ pub async fn converge(
         let result = apply(context, rack, desired, &observed, &actions, &mut changes).await;
         for change in &changes[applied_before..] {
             match change {
-                Action::PublishCachePrefix { uri } => published_prefix = Some(uri.clone()),
-                Action::UnpublishCachePrefix => published_prefix = None,
+                Action::PublishCachePrefix { uri } => outputs.cache_prefix = Some(uri.clone()),
+                Action::UnpublishCachePrefix => outputs.cache_prefix = None,
+                Action::RecordTemplate { prefix } => outputs.template = Some(prefix.clone()),
+                Action::ForgetTemplate { .. } => outputs.template = None,
                 _ => {}
             }
         }
@@ -229,10 +224,9 @@ pub async fn dry_run(
     context: &Context,
     rack: &Rack,
     desired: &Desired,
-    published_prefix: Option<&str>,
+    outputs: &Outputs,
 ) -> Result<Vec<Action>, Error> {
-    let mut observed = observe(context, rack, desired, Reads::Complete).await?;
-    observed.published_prefix = published_prefix.map(str::to_owned);
+    let observed = observe(context, rack, desired, outputs, Reads::Complete).await?;
     Ok(plan::plan(rack, &context.target, desired, &observed)?)
 }
 
@@ -241,12 +235,14 @@ pub const MAX_PASSES: u32 = 3;
 
 /// Returns whether `error` shows that another writer changed the resource first.
 fn is_race(error: &AwsError) -> bool {
-    const RACE_CODES: [&str; 7] = [
+    const RACE_CODES: [&str; 9] = [
         "ResourceExistsException",
         "PullThroughCacheRuleAlreadyExistsException",
+        "TemplateAlreadyExistsException",
         "EntityAlreadyExists",
         "ResourceNotFoundException",
         "PullThroughCacheRuleNotFoundException",
+        "TemplateNotFoundException",
         "NoSuchEntity",
         "DeleteConflict",
     ];
@@ -263,17 +259,21 @@ pub enum Reads {
     Complete,
 }
 
-/// Reads what the plan needs.
+/// Reads what the plan needs; `outputs` are what the rack's parameters say
+/// the reconciler last wrote.
 ///
 /// The secret is read first. When the cache is to be enabled and the secret
 /// does not exist, the rack has almost always never been enabled, so the rule
 /// and the policy are taken as absent without reading them, which saves calls.
 /// If they exist after all, creating them fails with an already-exists error,
-/// and [`converge`] observes everything again.
+/// and [`converge`] observes everything again. The repository creation
+/// template is read by a reconcile only when retention is wanted or a
+/// template is recorded, so a rack without retention costs no extra call.
 pub async fn observe(
     context: &Context,
     rack: &Rack,
     desired: &Desired,
+    outputs: &Outputs,
     reads: Reads,
 ) -> Result<Observed, Error> {
     let clients = &context.clients;
@@ -284,6 +284,20 @@ pub async fn observe(
             resource,
             source,
         }
+    };
+
+    let recorded_template = outputs.template.is_some();
+    let template = async {
+        let wanted = recorded_template || desired.retention_days().is_some();
+        if !wanted && reads == Reads::Fewest {
+            return Ok(None);
+        }
+        ecr::observe_template(&clients.ecr, rack)
+            .await
+            .map_err(read_failed(format!(
+                "repository creation template {}",
+                rack.rule_prefix()
+            )))
     };
 
     let secret = secrets::observe(&clients.secrets, rack, desired.credentials())
@@ -298,8 +312,18 @@ pub async fn observe(
                 "IAM policy {} and node roles",
                 rack.policy_name()
             )))?;
+        // An unrecorded template is taken as absent, as the rule and the
+        // policy are; a recorded one is read.
+        let template = if recorded_template {
+            template.await?
+        } else {
+            None
+        };
         return Ok(Observed {
             node_roles,
+            published_prefix: outputs.cache_prefix.clone(),
+            template,
+            recorded_template,
             ..Observed::default()
         });
     }
@@ -320,14 +344,17 @@ pub async fn observe(
                 rack.policy_name()
             )))
     };
-    let (rule, (policy, node_roles)) = tokio::try_join!(rule, policy_and_roles)?;
+    let (rule, (policy, node_roles), template) =
+        tokio::try_join!(rule, policy_and_roles, template)?;
 
     Ok(Observed {
         secret,
         rule,
         policy,
         node_roles,
-        published_prefix: None,
+        published_prefix: outputs.cache_prefix.clone(),
+        template,
+        recorded_template,
     })
 }
 
@@ -412,6 +439,7 @@ async fn apply_one(
     arns: &mut Arns,
 ) -> Result<RequestId, AwsError> {
     let clients = &context.clients;
+    let parameters = context.parameter_prefix.as_str();
     let credentials = || {
         credentials.ok_or_else(|| {
             AwsError::internal("a change to the secret was planned without credentials")
@@ -458,10 +486,37 @@ async fn apply_one(
         }
         Action::DeletePolicy { .. } => iam::delete(&clients.iam, &arns.policy).await,
         Action::PublishCachePrefix { uri } => {
-            ssm::publish_cache_prefix(&clients.ssm, &context.parameter_prefix, rack, uri).await
+            ssm::put_output(
+                &clients.ssm,
+                parameters,
+                rack,
+                ssm::CACHE_PREFIX_PARAMETER,
+                uri,
+            )
+            .await
         }
         Action::UnpublishCachePrefix => {
-            ssm::unpublish_cache_prefix(&clients.ssm, &context.parameter_prefix, rack).await
+            ssm::delete_output(&clients.ssm, parameters, rack, ssm::CACHE_PREFIX_PARAMETER).await
+        }
+        Action::RecordTemplate { prefix } => {
+            ssm::put_output(
+                &clients.ssm,
+                parameters,
+                rack,
+                ssm::TEMPLATE_PARAMETER,
+                prefix,
+            )
+            .await
+        }
+        Action::CreateTemplate { days, .. } => {
+            ecr::create_template(&clients.ecr, rack, *days).await
+        }
+        Action::UpdateTemplate { days, .. } => {
+            ecr::update_template(&clients.ecr, rack, *days).await
+        }
+        Action::DeleteTemplate { .. } => ecr::delete_template(&clients.ecr, rack).await,
+        Action::ForgetTemplate { .. } => {
+            ssm::delete_output(&clients.ssm, parameters, rack, ssm::TEMPLATE_PARAMETER).await
         }
     }
 }

@@ -5,7 +5,7 @@ use std::fmt;
 
 use crate::names::Rack;
 
-/// One of the three rack parameters hubcache reads.
+/// One of the rack parameters hubcache reads.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Parameter {
     /// `ecr_docker_hub_cache`: `true` or `false`, absent means `false`.
@@ -17,14 +17,18 @@ pub enum Parameter {
     /// `ecr_docker_hub_cache_node_roles`: comma-separated IAM roles to attach
     /// the pull-through policy to, in place of the rack's default node roles.
     NodeRoles,
+    /// `ecr_docker_hub_cache_retention_days`: cached images not pulled for
+    /// this many days expire. Absent keeps every image.
+    RetentionDays,
 }
 
 impl Parameter {
-    pub const ALL: [Parameter; 4] = [
+    pub const ALL: [Parameter; 5] = [
         Parameter::Flag,
         Parameter::Username,
         Parameter::Password,
         Parameter::NodeRoles,
+        Parameter::RetentionDays,
     ];
 
     pub fn name(self) -> &'static str {
@@ -33,6 +37,7 @@ impl Parameter {
             Parameter::Username => "docker_hub_username",
             Parameter::Password => "docker_hub_password",
             Parameter::NodeRoles => "ecr_docker_hub_cache_node_roles",
+            Parameter::RetentionDays => "ecr_docker_hub_cache_retention_days",
         }
     }
 
@@ -91,8 +96,22 @@ pub struct StoredParameters {
     pub username: Option<String>,
     pub password: Option<Password>,
     pub node_roles: Option<String>,
+    pub retention_days: Option<String>,
     /// The cache prefix the reconciler last published: output, not a setting.
     pub published_cache_prefix: Option<String>,
+    /// The repository creation template the reconciler created, recorded
+    /// before it was created: output, not a setting. A template is deleted
+    /// only when it is recorded, so one made by hand is left alone.
+    pub recorded_template: Option<String>,
+}
+
+/// What the reconciler last wrote to a rack's parameters for others to read.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Outputs {
+    /// The published cache prefix.
+    pub cache_prefix: Option<String>,
+    /// The recorded repository creation template.
+    pub template: Option<String>,
 }
 
 /// Docker Hub credentials, both non-empty.
@@ -138,6 +157,8 @@ pub enum Desired {
 pub struct EnabledCache {
     pub credentials: Credentials,
     pub node_roles: NodeRoles,
+    /// Days after their last pull that cached images expire; `None` keeps them.
+    pub retention_days: Option<u32>,
 }
 
 impl Desired {
@@ -151,7 +172,18 @@ impl Desired {
     pub fn is_enabled(&self) -> bool {
         matches!(self, Desired::Enabled(_))
     }
+
+    /// Returns the retention in days when the cache is enabled with one.
+    pub fn retention_days(&self) -> Option<u32> {
+        match self {
+            Desired::Enabled(cache) => cache.retention_days,
+            Desired::Disabled => None,
+        }
+    }
 }
+
+/// Largest retention accepted: ECR's lifecycle rule count is a 32-bit integer.
+pub const MAX_RETENTION_DAYS: u32 = i32::MAX as u32;
 
 /// An invalid parameter value or combination.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -170,8 +202,9 @@ pub enum SettingsError {
     )]
     MissingCredentials { rack: String },
     #[error(
-        "Unknown parameter {key:?}. hubcache manages ecr_docker_hub_cache, docker_hub_username \
-         and docker_hub_password."
+        "Unknown parameter {key:?}. hubcache manages ecr_docker_hub_cache, docker_hub_username, \
+         docker_hub_password, ecr_docker_hub_cache_node_roles and \
+         ecr_docker_hub_cache_retention_days."
     )]
     UnknownParameter { key: String },
     #[error(
@@ -185,18 +218,34 @@ pub enum SettingsError {
     )]
     InvalidNodeRoles { rack: String, value: String },
     #[error(
+        "Parameter ecr_docker_hub_cache_retention_days of rack {rack} must be a whole number of \
+         days from 1 to {max}, but it is {value:?}. Set it, for example: hubcache params set \
+         ecr_docker_hub_cache_retention_days=30 --rack {rack}; or remove it to keep every cached \
+         image: hubcache params set ecr_docker_hub_cache_retention_days= --rack {rack}",
+        max = MAX_RETENTION_DAYS
+    )]
+    InvalidRetentionDays { rack: String, value: String },
+    #[error(
         "Parameter {parameter} is given more than once; give each parameter at most once per call."
     )]
     DuplicateParameter { parameter: Parameter },
 }
 
 impl StoredParameters {
+    pub fn outputs(&self) -> Outputs {
+        Outputs {
+            cache_prefix: self.published_cache_prefix.clone(),
+            template: self.recorded_template.clone(),
+        }
+    }
+
     pub fn get(&self, parameter: Parameter) -> Option<&str> {
         match parameter {
             Parameter::Flag => self.flag.as_deref(),
             Parameter::Username => self.username.as_deref(),
             Parameter::Password => self.password.as_ref().map(Password::expose),
             Parameter::NodeRoles => self.node_roles.as_deref(),
+            Parameter::RetentionDays => self.retention_days.as_deref(),
         }
     }
 
@@ -206,6 +255,7 @@ impl StoredParameters {
             Parameter::Username => self.username = value,
             Parameter::Password => self.password = value.map(Password::new),
             Parameter::NodeRoles => self.node_roles = value,
+            Parameter::RetentionDays => self.retention_days = value,
         }
     }
 
@@ -222,6 +272,7 @@ impl StoredParameters {
             }
         };
         let node_roles = self.node_roles(rack)?;
+        let retention_days = self.retention_days(rack)?;
         if !enabled {
             return Ok(Desired::Disabled);
         }
@@ -244,7 +295,26 @@ impl StoredParameters {
                 password: Password::new(password),
             },
             node_roles,
+            retention_days,
         }))
+    }
+
+    /// Returns the retention in days, `None` when the parameter is absent.
+    fn retention_days(&self, rack: &Rack) -> Result<Option<u32>, SettingsError> {
+        let Some(value) = self.retention_days.as_deref() else {
+            return Ok(None);
+        };
+        let days = (!value.is_empty() && value.bytes().all(|byte| byte.is_ascii_digit()))
+            .then(|| value.parse::<u32>().ok())
+            .flatten()
+            .filter(|days| (1..=MAX_RETENTION_DAYS).contains(days));
+        match days {
+            Some(days) => Ok(Some(days)),
+            None => Err(SettingsError::InvalidRetentionDays {
+                rack: rack.to_string(),
+                value: value.to_owned(),
+            }),
+        }
     }
 
     /// Returns the listed node roles, or the rack's default roles when none are listed.
@@ -387,8 +457,7 @@ mod tests {
             flag: flag.map(str::to_owned),
             username: username.map(str::to_owned),
             password: password.map(Password::new),
-            node_roles: None,
-            published_cache_prefix: None,
+            ..StoredParameters::default()
         }
     }
 
@@ -426,8 +495,86 @@ mod tests {
                     required: vec!["demo-nodes".into()],
                     optional: vec!["demo-karpenter-nodes".into(), "demo-build-nodes".into()],
                 },
+                retention_days: None,
             }))
         );
+    }
+
+    #[test]
+    fn desired_retention_days() {
+        for (value, days) in [
+            ("1", 1),
+            ("30", 30),
+            ("365", 365),
+            ("2147483647", 2147483647),
+        ] {
+            let mut parameters = stored(Some("true"), Some("user"), Some("token"));
+            parameters.retention_days = Some(value.to_owned());
+
+            let desired = parameters.desired(&demo()).unwrap();
+
+            assert_eq!(desired.retention_days(), Some(days), "{value:?}");
+        }
+        assert_eq!(
+            stored(Some("true"), Some("user"), Some("token"))
+                .desired(&demo())
+                .unwrap()
+                .retention_days(),
+            None
+        );
+    }
+
+    #[test]
+    fn desired_rejects_invalid_retention_days() {
+        for value in [
+            "0",
+            "-1",
+            "+30",
+            "30d",
+            " 30",
+            "30 ",
+            "3.5",
+            "1e3",
+            "",
+            "thirty",
+            "2147483648",
+            "99999999999999999999",
+            "٣٠",
+        ] {
+            // Checked whether the cache is enabled or not, as node roles are.
+            for flag in ["true", "false"] {
+                let mut parameters = stored(Some(flag), Some("user"), Some("token"));
+                parameters.retention_days = Some(value.to_owned());
+
+                let error = parameters.desired(&demo()).unwrap_err();
+
+                assert_eq!(
+                    error,
+                    SettingsError::InvalidRetentionDays {
+                        rack: "demo".into(),
+                        value: value.to_owned(),
+                    },
+                    "{value:?}"
+                );
+                let message = error.to_string();
+                assert!(message.contains(&format!("{value:?}")), "{message}");
+                assert!(message.contains("from 1 to 2147483647"), "{message}");
+            }
+        }
+    }
+
+    #[test]
+    fn merge_accepts_retention_days() {
+        let (merged, ordered) = merge(
+            &demo(),
+            &stored(Some("true"), Some("user"), Some("token")),
+            assignments(&["ecr_docker_hub_cache_retention_days=14"]),
+        )
+        .unwrap();
+
+        assert_eq!(merged.retention_days.as_deref(), Some("14"));
+        assert_eq!(ordered.len(), 1);
+        assert_eq!(ordered[0].parameter, Parameter::RetentionDays);
     }
 
     #[test]

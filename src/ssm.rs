@@ -13,6 +13,14 @@ pub const DEFAULT_PARAMETER_PREFIX: &str = "/convox/";
 /// deploy tooling. It is output, not a setting, so no event of it triggers a
 /// reconcile.
 pub const CACHE_PREFIX_PARAMETER: &str = "ecr_docker_hub_cache_prefix";
+/// Parameter in which the reconciler records the repository creation template
+/// it manages, before creating it. Output, not a setting, like the cache prefix.
+pub const TEMPLATE_PARAMETER: &str = "ecr_docker_hub_cache_template";
+
+/// Returns whether `short_name` is one of the parameters the reconciler writes.
+pub fn is_output(short_name: &str) -> bool {
+    short_name == CACHE_PREFIX_PARAMETER || short_name == TEMPLATE_PARAMETER
+}
 
 /// A parameter prefix that is not an absolute SSM path.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -51,8 +59,8 @@ pub fn parameter_name(prefix: &str, rack: &Rack, parameter: Parameter) -> String
     format!("{}{}", rack_path(prefix, rack), parameter.name())
 }
 
-/// Reads the rack's three parameters, decrypting the password. Other
-/// parameters under the rack's path are left alone.
+/// Reads the rack's hubcache parameters and outputs, decrypting the password.
+/// Other parameters under the rack's path are left alone.
 pub async fn read(
     client: &Client,
     prefix: &str,
@@ -79,6 +87,8 @@ pub async fn read(
             };
             if short_name == CACHE_PREFIX_PARAMETER {
                 stored.published_cache_prefix = Some(value.to_owned());
+            } else if short_name == TEMPLATE_PARAMETER {
+                stored.recorded_template = Some(value.to_owned());
             } else if let Some(parameter) = Parameter::from_name(short_name) {
                 stored.set(parameter, Some(value.to_owned()));
             }
@@ -110,7 +120,7 @@ pub async fn list_racks(client: &Client, prefix: &str) -> Result<Vec<Rack>, AwsE
             else {
                 continue;
             };
-            if Parameter::from_name(short_name).is_none() && short_name != CACHE_PREFIX_PARAMETER {
+            if Parameter::from_name(short_name).is_none() && !is_output(short_name) {
                 continue;
             }
             match Rack::parse(rack_name) {
@@ -165,28 +175,27 @@ pub async fn delete(
         .map(drop)
 }
 
-/// Publishes `uri` as the rack's cache prefix.
-pub async fn publish_cache_prefix(
+/// Writes `value` to the rack's output parameter `name`, such as
+/// [`CACHE_PREFIX_PARAMETER`].
+pub async fn put_output(
     client: &Client,
     prefix: &str,
     rack: &Rack,
-    uri: &str,
+    name: &str,
+    value: &str,
 ) -> Result<RequestId, AwsError> {
-    let name = format!("{}{CACHE_PREFIX_PARAMETER}", rack_path(prefix, rack));
-    put(client, &name, uri, ParameterType::String).await
+    let full_name = format!("{}{name}", rack_path(prefix, rack));
+    put(client, &full_name, value, ParameterType::String).await
 }
 
-/// Removes the rack's published cache prefix; an absent one is not an error.
-pub async fn unpublish_cache_prefix(
+/// Deletes the rack's output parameter `name`; an absent one is not an error.
+pub async fn delete_output(
     client: &Client,
     prefix: &str,
     rack: &Rack,
+    name: &str,
 ) -> Result<RequestId, AwsError> {
-    delete_name(
-        client,
-        &format!("{}{CACHE_PREFIX_PARAMETER}", rack_path(prefix, rack)),
-    )
-    .await
+    delete_name(client, &format!("{}{name}", rack_path(prefix, rack))).await
 }
 
 async fn put(

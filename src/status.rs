@@ -23,6 +23,7 @@ pub struct Status {
     pub rule: Option<RuleStatus>,
     pub policy: Option<PolicyStatus>,
     pub published_prefix: Option<String>,
+    pub template: Option<TemplateStatus>,
     /// Changes a reconcile would make, each one a difference from the desired state.
     pub drift: Vec<String>,
     pub cached_repositories: Vec<CachedRepository>,
@@ -50,13 +51,24 @@ pub struct PolicyStatus {
     pub attached_to: Vec<String>,
 }
 
+#[derive(Debug, Serialize, PartialEq, Eq)]
+pub struct TemplateStatus {
+    pub prefix: String,
+    /// Days after their last pull that images expire, when the template's
+    /// lifecycle policy is the one hubcache writes.
+    pub retention_days: Option<u32>,
+    pub applied_for: Vec<String>,
+    /// Whether the rack's parameters record the template as hubcache's.
+    pub managed: bool,
+}
+
 /// Reads the rack's status. Writes nothing.
 pub async fn read(context: &Context, rack: &Rack) -> Result<Status, Error> {
     let stored = reconcile::read_parameters(context, rack).await?;
     let desired = stored.desired(rack)?;
 
-    let mut observed = reconcile::observe(context, rack, &desired, Reads::Complete).await?;
-    observed.published_prefix = stored.published_cache_prefix.clone();
+    let observed =
+        reconcile::observe(context, rack, &desired, &stored.outputs(), Reads::Complete).await?;
     let drift = match crate::plan::plan(rack, &context.target, &desired, &observed) {
         Ok(actions) => actions.iter().map(ToString::to_string).collect(),
         Err(error) => vec![error.to_string()],
@@ -106,6 +118,12 @@ pub async fn read(context: &Context, rack: &Rack) -> Result<Status, Error> {
             attached_to: policy.attached_to.iter().map(Entity::to_string).collect(),
         }),
         published_prefix: stored.published_cache_prefix,
+        template: observed.template.map(|template| TemplateStatus {
+            prefix: rack.rule_prefix(),
+            retention_days: template.retention_days(),
+            applied_for: template.applied_for,
+            managed: observed.recorded_template,
+        }),
         drift,
         cached_repositories,
     })
@@ -158,6 +176,29 @@ impl std::fmt::Display for Status {
                 writeln!(f, "  policy {}: {document}, {attached}", policy.arn)?
             }
             None => writeln!(f, "  policy: none")?,
+        }
+        match &self.template {
+            Some(template) => {
+                let expiry = match template.retention_days {
+                    Some(days) => format!(
+                        "expires images not pulled for {}",
+                        crate::plan::days_text(days)
+                    ),
+                    None => "lifecycle policy not hubcache's".to_owned(),
+                };
+                let owner = if template.managed {
+                    "managed by hubcache"
+                } else {
+                    "not managed by hubcache"
+                };
+                writeln!(
+                    f,
+                    "  repository creation template {}: {expiry}, applied for {}, {owner}",
+                    template.prefix,
+                    template.applied_for.join(", ")
+                )?
+            }
+            None => writeln!(f, "  repository creation template: none")?,
         }
         writeln!(
             f,

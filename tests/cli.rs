@@ -76,10 +76,11 @@ async fn set_all_three_then_get() {
     assert!(set.status.success());
     assert_eq!(
         stdout(&get),
-        "ecr_docker_hub_cache             true\n\
-         docker_hub_username              alice\n\
-         docker_hub_password              ********\n\
-         ecr_docker_hub_cache_node_roles  (not set)\n"
+        "ecr_docker_hub_cache                 true\n\
+         docker_hub_username                  alice\n\
+         docker_hub_password                  ********\n\
+         ecr_docker_hub_cache_node_roles      (not set)\n\
+         ecr_docker_hub_cache_retention_days  (not set)\n"
     );
     assert!(!stdout(&get).contains("dckr_pat_cli_secret"));
     let parameters = stored("c-all").await;
@@ -163,7 +164,8 @@ async fn set_rejects_unknown_key() {
     assert_eq!(
         stderr(&output),
         "Unknown parameter \"docker_hub_token\". hubcache manages ecr_docker_hub_cache, \
-         docker_hub_username and docker_hub_password.\n"
+         docker_hub_username, docker_hub_password, ecr_docker_hub_cache_node_roles and \
+         ecr_docker_hub_cache_retention_days.\n"
     );
     assert_eq!(stored("c-unknown").await, Default::default());
 }

@@ -157,4 +157,5 @@ fn template_rule_matches_only_settings() {
         "the EventBridge rule matches exactly the setting parameters"
     );
     assert!(!matched.contains(&hubcache::ssm::CACHE_PREFIX_PARAMETER));
+    assert!(!matched.contains(&hubcache::ssm::TEMPLATE_PARAMETER));
 }

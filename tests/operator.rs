@@ -62,6 +62,7 @@ async fn status_of_converged_rack() {
              \x20 secret ecr-pullthroughcache/o-status ({secret_arn}): current\n\
              \x20 rule docker-hub-o-status -> registry-1.docker.io, credential {secret_arn}\n\
              \x20 policy arn:aws:iam::123456789012:policy/o-status-ecr-pull-through: document current, attached to role o-status-nodes\n\
+             \x20 repository creation template: none\n\
              \x20 published prefix: 123456789012.dkr.ecr.us-east-1.amazonaws.com/docker-hub-o-status\n\
              Drift:\n\
              \x20 none\n\
@@ -132,6 +133,7 @@ async fn status_names_drift() {
              \x20 secret ecr-pullthroughcache/o-drift ({secret_arn}): current\n\
              \x20 rule docker-hub-o-drift -> registry-1.docker.io, credential {other_arn}\n\
              \x20 policy arn:aws:iam::123456789012:policy/o-drift-ecr-pull-through: document current, attached to nothing\n\
+             \x20 repository creation template: none\n\
              \x20 published prefix: 123456789012.dkr.ecr.us-east-1.amazonaws.com/docker-hub-o-drift\n\
              Drift:\n\
              \x20 would update the credential of pull-through cache rule docker-hub-o-drift\n\
@@ -159,6 +161,7 @@ async fn status_of_disabled_rack() {
          \x20 secret: none\n\
          \x20 rule: none\n\
          \x20 policy: none\n\
+         \x20 repository creation template: none\n\
          \x20 published prefix: none\n\
          Drift:\n\
          \x20 none\n\

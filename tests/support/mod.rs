@@ -202,7 +202,7 @@ pub async fn enabled_rack(context: &Context, name: &str, password: &str) -> Rack
 }
 
 /// What the emulator holds for one rack, read without hubcache's code.
-#[derive(Debug, PartialEq)]
+#[derive(Debug, Default, PartialEq)]
 pub struct RackResources {
     pub rule_credential_arn: Option<Option<String>>,
     pub secret: Option<(String, serde_json::Value)>,
