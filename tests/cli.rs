@@ -355,3 +355,58 @@ fn plan_error_exits_one() {
 
     assert_eq!(output.status.code(), Some(1));
 }
+
+#[tokio::test]
+async fn plan_matches_reconcile_with_retention() {
+    let (context, _) = support::context();
+    let rack = support::enabled_rack(&context, "c-keep", "token").await;
+    hubcache::reconcile::reconcile(&context, &rack)
+        .await
+        .unwrap();
+    let set = run(&[
+        "params",
+        "set",
+        "ecr_docker_hub_cache_retention_days=90",
+        "--rack",
+        "c-keep",
+    ]);
+    assert_eq!(stderr(&set), "");
+
+    let planned = run(&["plan", "--rack", "c-keep"]);
+    let recorded_after_plan = stored("c-keep").await.recorded_template;
+    let reconciled = run(&["reconcile", "--rack", "c-keep"]);
+    let converged = run(&["plan", "--rack", "c-keep"]);
+
+    assert_eq!(planned.status.code(), Some(2), "{}", stderr(&planned));
+    assert_eq!(
+        stdout(&planned),
+        "Rack c-keep: record repository creation template docker-hub-c-keep as managed by hubcache\n\
+         Rack c-keep: create repository creation template docker-hub-c-keep (expire images not pulled for 90 days)\n"
+    );
+    assert_eq!(recorded_after_plan, None, "plan records nothing");
+    assert_eq!(stdout(&reconciled), stdout(&planned));
+    assert_eq!(converged.status.code(), Some(0));
+    assert_eq!(stdout(&converged), "Rack c-keep: no changes\n");
+}
+
+#[tokio::test]
+async fn set_rejects_invalid_retention() {
+    for value in ["0", "two", "-1", "7d"] {
+        let argument = format!("ecr_docker_hub_cache_retention_days={value}");
+
+        let output = run(&["params", "set", &argument, "--rack", "c-badkeep"]);
+
+        assert_eq!(output.status.code(), Some(1), "{value:?}");
+        assert_eq!(
+            stderr(&output),
+            format!(
+                "Parameter ecr_docker_hub_cache_retention_days of rack c-badkeep must be a whole \
+                 number of days from 1 to 2147483647, but it is {value:?}. Set it, for example: \
+                 hubcache params set ecr_docker_hub_cache_retention_days=30 --rack c-badkeep; or \
+                 remove it to keep every cached image: hubcache params set \
+                 ecr_docker_hub_cache_retention_days= --rack c-badkeep\n"
+            )
+        );
+    }
+    assert_eq!(stored("c-badkeep").await, Default::default());
+}

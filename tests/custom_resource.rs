@@ -585,3 +585,70 @@ async fn failed_create_keeps_existing_rack() {
         assert_eq!(stored, stored_before, "a failed Create writes no parameter");
     }
 }
+
+async fn template_count_number(clients: &Clients, prefix: &str) -> Option<u64> {
+    let output = clients
+        .ecr
+        .describe_repository_creation_templates()
+        .prefixes(prefix)
+        .send()
+        .await
+        .unwrap();
+    let template = output.repository_creation_templates().first()?;
+    let policy: Value = serde_json::from_str(template.lifecycle_policy()?).unwrap();
+    policy["rules"][0]["selection"]["countNumber"].as_u64()
+}
+
+#[tokio::test]
+async fn retention_days_property_follows_stack() {
+    let (context, _log) = support::context();
+    support::create_roles(&context.clients, &["cr-keep-nodes".to_owned()]).await;
+    let handler = handler();
+    let mut with_retention = enable_properties("cr-keep", "token");
+    // CloudFormation sends strings; a number, as sam local events may hold, works too.
+    with_retention["RetentionDays"] = json!(21);
+
+    let created = send(&handler, request("Create", "", with_retention.clone())).await;
+    let created_days = template_count_number(&context.clients, "docker-hub-cr-keep").await;
+
+    let mut update = request("Update", "", enable_properties("cr-keep", "token"));
+    update["PhysicalResourceId"] = json!("docker-hub-cr-keep");
+    update["OldResourceProperties"] = with_retention.clone();
+    let updated = send(&handler, update).await;
+    let updated_days = template_count_number(&context.clients, "docker-hub-cr-keep").await;
+
+    assert_eq!(created["Status"], "SUCCESS", "{created}");
+    assert_eq!(created_days, Some(21));
+    assert_eq!(updated["Status"], "SUCCESS", "{updated}");
+    assert_eq!(
+        updated_days, None,
+        "dropping the property removes the template"
+    );
+
+    let mut invalid = with_retention;
+    invalid["RetentionDays"] = json!("0");
+    let mut bad_update = request("Update", "", invalid);
+    bad_update["PhysicalResourceId"] = json!("docker-hub-cr-keep");
+    bad_update["OldResourceProperties"] = enable_properties("cr-keep", "token");
+    let rejected = send(&handler, bad_update).await;
+
+    assert_eq!(rejected["Status"], "FAILED");
+    assert!(
+        rejected["Reason"]
+            .as_str()
+            .unwrap()
+            .contains("ecr_docker_hub_cache_retention_days of rack cr-keep must be a whole number"),
+        "{rejected}"
+    );
+    let stored = hubcache::ssm::read(
+        &context.clients.ssm,
+        support::PREFIX,
+        &support::rack("cr-keep"),
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        stored.retention_days, None,
+        "a rejected value is not stored"
+    );
+}

@@ -145,6 +145,64 @@ async fn status_names_drift() {
 }
 
 #[tokio::test]
+async fn status_shows_retention_template() {
+    let (context, _log) = support::context();
+    let rack = support::enabled_rack(&context, "o-keep", "token").await;
+    hubcache::ssm::write(
+        &context.clients.ssm,
+        support::PREFIX,
+        &rack,
+        hubcache::settings::Parameter::RetentionDays,
+        "30",
+    )
+    .await
+    .unwrap();
+    reconcile(&context, &rack).await.unwrap();
+
+    let converged = stdout(&hubcache(&["status", "--rack", "o-keep"]));
+    let json: Value = serde_json::from_str(&stdout(&hubcache(&[
+        "status", "--rack", "o-keep", "--output", "json",
+    ])))
+    .unwrap();
+    hubcache::ssm::write(
+        &context.clients.ssm,
+        support::PREFIX,
+        &rack,
+        hubcache::settings::Parameter::RetentionDays,
+        "7",
+    )
+    .await
+    .unwrap();
+    let changed = stdout(&hubcache(&["status", "--rack", "o-keep"]));
+
+    let template_line = "  repository creation template docker-hub-o-keep: expires images not \
+                         pulled for 30 days, applied for PULL_THROUGH_CACHE, managed by hubcache";
+    assert!(
+        converged.contains(&format!("{template_line}\n")),
+        "{converged}"
+    );
+    assert!(converged.contains("  ecr_docker_hub_cache_retention_days = 30\n"));
+    assert!(converged.contains("Drift:\n  none\n"), "{converged}");
+    assert_eq!(
+        json["template"],
+        serde_json::json!({
+            "prefix": "docker-hub-o-keep",
+            "retention_days": 30,
+            "applied_for": ["PULL_THROUGH_CACHE"],
+            "managed": true
+        })
+    );
+    assert!(changed.contains(&format!("{template_line}\n")), "{changed}");
+    assert!(
+        changed.contains(
+            "Drift:\n  would update repository creation template docker-hub-o-keep (expire \
+             images not pulled for 7 days)\n"
+        ),
+        "{changed}"
+    );
+}
+
+#[tokio::test]
 async fn status_of_disabled_rack() {
     let (context, _log) = support::context();
     let rack = support::rack("o-off");

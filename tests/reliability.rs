@@ -20,7 +20,19 @@ enum Scenario {
     Rotate,
     /// Disable an enabled rack.
     Disable,
+    /// Set a retention on an enabled rack.
+    Retain,
+    /// Change the retention of a rack that has one.
+    ChangeRetention,
+    /// Remove the retention of a rack that has one.
+    Release,
 }
+
+const RETENTION_SCENARIOS: [Scenario; 3] = [
+    Scenario::Retain,
+    Scenario::ChangeRetention,
+    Scenario::Release,
+];
 
 /// Builds a rule that responds to the first `times` calls of an operation with
 /// the AWS error `code`.
@@ -72,9 +84,10 @@ fn case(
     }
 }
 
-/// Returns one case for every AWS call of enable, rotate and disable.
+/// Returns one case for every AWS call of enable, rotate, disable and the
+/// retention changes.
 fn cases() -> Vec<Case> {
-    use Scenario::{Disable, Enable, Rotate};
+    use Scenario::{ChangeRetention, Disable, Enable, Release, Retain, Rotate};
     use Service::{Ecr, Iam, Secrets, Ssm};
     use aws_sdk_ecr::operation as ecr;
     use aws_sdk_iam::operation as iam;
@@ -123,8 +136,90 @@ fn cases() -> Vec<Case> {
     let secret = "failed to read secret ecr-pullthroughcache/{rack}";
     let rule = "failed to read pull-through cache rule docker-hub-{rack}";
     let policy = "failed to read IAM policy {rack}-ecr-pull-through and node roles";
+    let template = "failed to read repository creation template docker-hub-{rack}";
 
-    vec![
+    let mut cases = Vec::new();
+    for scenario in RETENTION_SCENARIOS {
+        cases.extend([
+            case(scenario, "GetParametersByPath", Ssm, read_parameters(), parameters),
+            case(scenario, "GetSecretValue", Secrets, get_secret(), secret),
+            case(
+                scenario,
+                "DescribePullThroughCacheRules",
+                Ecr,
+                read_rule(),
+                rule,
+            ),
+            case(scenario, "GetPolicy", Iam, get_policy(), policy),
+            case(scenario, "GetPolicyVersion", Iam, get_version(), policy),
+            case(scenario, "ListEntitiesForPolicy", Iam, entities(), policy),
+            case(scenario, "GetRole", Iam, get_role(), policy),
+            case(
+                scenario,
+                "DescribeRepositoryCreationTemplates",
+                Ecr,
+                denied!(
+                    aws_sdk_ecr::Client::describe_repository_creation_templates,
+                    ecr::describe_repository_creation_templates::DescribeRepositoryCreationTemplatesError
+                ),
+                template,
+            ),
+        ]);
+    }
+    cases.extend([
+        case(
+            Retain,
+            "PutParameter",
+            Ssm,
+            denied!(
+                aws_sdk_ssm::Client::put_parameter,
+                ssm::put_parameter::PutParameterError
+            ),
+            "failed to record repository creation template docker-hub-{rack} as managed by hubcache (ssm:PutParameter)",
+        ),
+        case(
+            Retain,
+            "CreateRepositoryCreationTemplate",
+            Ecr,
+            denied!(
+                aws_sdk_ecr::Client::create_repository_creation_template,
+                ecr::create_repository_creation_template::CreateRepositoryCreationTemplateError
+            ),
+            "failed to create repository creation template docker-hub-{rack} (expire images not pulled for 30 days) (ecr:CreateRepositoryCreationTemplate)",
+        ),
+        case(
+            ChangeRetention,
+            "UpdateRepositoryCreationTemplate",
+            Ecr,
+            denied!(
+                aws_sdk_ecr::Client::update_repository_creation_template,
+                ecr::update_repository_creation_template::UpdateRepositoryCreationTemplateError
+            ),
+            "failed to update repository creation template docker-hub-{rack} (expire images not pulled for 7 days) (ecr:UpdateRepositoryCreationTemplate)",
+        ),
+        case(
+            Release,
+            "DeleteRepositoryCreationTemplate",
+            Ecr,
+            denied!(
+                aws_sdk_ecr::Client::delete_repository_creation_template,
+                ecr::delete_repository_creation_template::DeleteRepositoryCreationTemplateError
+            ),
+            "failed to delete repository creation template docker-hub-{rack} (ecr:DeleteRepositoryCreationTemplate)",
+        ),
+        case(
+            Release,
+            "DeleteParameter",
+            Ssm,
+            denied!(
+                aws_sdk_ssm::Client::delete_parameter,
+                ssm::delete_parameter::DeleteParameterError
+            ),
+            "failed to remove the record of repository creation template docker-hub-{rack} (ssm:DeleteParameter)",
+        ),
+    ]);
+
+    cases.extend([
         case(
             Enable,
             "GetParametersByPath",
@@ -289,7 +384,8 @@ fn cases() -> Vec<Case> {
             ),
             "failed to delete IAM policy {rack}-ecr-pull-through (iam:DeletePolicy)",
         ),
-    ]
+    ]);
+    cases
 }
 
 /// Brings `rack` to the state just before `scenario`'s reconcile.
@@ -306,6 +402,9 @@ async fn prepare(context: &Context, rack: &Rack, scenario: Scenario) {
     if scenario == Scenario::Enable {
         return;
     }
+    if matches!(scenario, Scenario::ChangeRetention | Scenario::Release) {
+        set_retention(context, rack, Some("30")).await;
+    }
 
     reconcile(context, rack)
         .await
@@ -314,8 +413,39 @@ async fn prepare(context: &Context, rack: &Rack, scenario: Scenario) {
         Scenario::Rotate => {
             store_parameters(&context.clients, rack, None, None, Some("token-2")).await
         }
-        _ => store_parameters(&context.clients, rack, Some("false"), None, None).await,
+        Scenario::Disable => {
+            store_parameters(&context.clients, rack, Some("false"), None, None).await
+        }
+        Scenario::Retain => set_retention(context, rack, Some("30")).await,
+        Scenario::ChangeRetention => set_retention(context, rack, Some("7")).await,
+        Scenario::Release => set_retention(context, rack, None).await,
+        Scenario::Enable => unreachable!(),
     }
+}
+
+async fn set_retention(context: &Context, rack: &Rack, days: Option<&str>) {
+    let (client, prefix) = (&context.clients.ssm, &context.parameter_prefix);
+    let parameter = hubcache::settings::Parameter::RetentionDays;
+    match days {
+        Some(days) => hubcache::ssm::write(client, prefix, rack, parameter, days).await,
+        None => hubcache::ssm::delete(client, prefix, rack, parameter).await,
+    }
+    .unwrap();
+}
+
+/// Returns the countNumber of the rack's template, or `None` without one.
+async fn template_days(context: &Context, rack: &Rack) -> Option<u64> {
+    let output = context
+        .clients
+        .ecr
+        .describe_repository_creation_templates()
+        .prefixes(rack.rule_prefix())
+        .send()
+        .await
+        .unwrap();
+    let template = output.repository_creation_templates().first()?;
+    let policy: serde_json::Value = serde_json::from_str(template.lifecycle_policy()?).unwrap();
+    policy["rules"][0]["selection"]["countNumber"].as_u64()
 }
 
 /// Asserts that `rack` has exactly what `scenario` leads to, with nothing orphaned.
@@ -332,6 +462,18 @@ async fn assert_converged(context: &Context, rack: &Rack, scenario: Scenario) {
         assert_eq!(stored.published_cache_prefix, None, "{rack}: prefix left");
         return;
     }
+
+    let (days, recorded) = match scenario {
+        Scenario::Retain => (Some(30), true),
+        Scenario::ChangeRetention => (Some(7), true),
+        _ => (None, false),
+    };
+    assert_eq!(template_days(context, rack).await, days, "{rack}: template");
+    assert_eq!(
+        stored.recorded_template.is_some(),
+        recorded,
+        "{rack}: record"
+    );
 
     let password = if scenario == Scenario::Rotate {
         "token-2"
@@ -363,7 +505,7 @@ async fn assert_converged(context: &Context, rack: &Rack, scenario: Scenario) {
 #[tokio::test]
 async fn fault_at_every_call_then_converges() {
     for (index, case) in cases().into_iter().enumerate() {
-        let rack = support::rack(&format!("f{index}-{:?}", case.scenario).to_lowercase());
+        let rack = support::rack(&format!("fault-{index}"));
         let (clean, _log) = support::context();
         prepare(&clean, &rack, case.scenario).await;
         let (clients, _log) = faulty_clients(case.service, &case.rule);
@@ -421,8 +563,9 @@ async fn fault_table_covers_every_call() {
         .collect();
     let mut called = BTreeSet::new();
 
-    for scenario in [Scenario::Enable, Scenario::Rotate, Scenario::Disable] {
-        let rack = support::rack(&format!("cover-{scenario:?}").to_lowercase());
+    let scenarios = [Scenario::Enable, Scenario::Rotate, Scenario::Disable];
+    for (index, scenario) in scenarios.into_iter().chain(RETENTION_SCENARIOS).enumerate() {
+        let rack = support::rack(&format!("cover-{index}"));
         let (context, log) = support::context();
         prepare(&context, &rack, scenario).await;
         log.clear();
