@@ -1,11 +1,13 @@
 """Start moto's server on 127.0.0.1 with the ECR calls hubcache needs added.
 
 moto 5.2.5 has neither ECR pull-through cache rules nor repository creation
-templates, and it deletes an IAM managed policy that is still attached. This
-launcher adds the pull-through-cache and repository-creation-template APIs to
-moto's ECR backend with the validation ECR applies, makes DeletePolicy of an
-attached policy fail with DeleteConflict as IAM does, then runs moto's
-threaded server in this process. Reset (POST /moto-api/reset) clears the rules
+templates, it deletes an IAM managed policy that is still attached, and its
+ListEntitiesForPolicy looks at only 100 roles, users or groups, picked by
+their random ids. This launcher adds the pull-through-cache and
+repository-creation-template APIs to moto's ECR backend with the validation
+ECR applies, makes DeletePolicy of an attached policy fail with
+DeleteConflict and ListEntitiesForPolicy look at every entity, as IAM does,
+then runs moto's threaded server in this process. Reset (POST /moto-api/reset) clears the rules
 and templates too, because they live on the ECR backend objects that moto
 recreates.
 
@@ -25,6 +27,7 @@ from moto.core.responses import ActionResult
 from moto.ecr.responses import ECRResponse
 from moto.iam.exceptions import DeleteConflictException
 from moto.iam.models import IAMBackend
+from moto.iam.responses import IamResponse
 from moto.moto_server.threaded_moto_server import ThreadedMotoServer
 from moto.secretsmanager.models import secretsmanager_backends
 
@@ -371,7 +374,12 @@ def is_whole_number(value):
 
 
 def check_lifecycle_policy(text):
-    """Raise InvalidParameterException unless text is a lifecycle policy ECR accepts."""
+    """Raise InvalidParameterException unless text is a lifecycle policy ECR accepts.
+
+    NOTE: a subset of ECR's checks, the rule fields of its lifecycle policy
+    properties page; ECR also checks wildcards in tagPatternList and the
+    storage classes of transition actions.
+    """
     try:
         policy = json.loads(text)
     except ValueError:
@@ -440,6 +448,7 @@ def check_template_fields(self, creating):
             "customRoleArn",
         )
     }
+
     applied_for = fields["appliedFor"]
     if creating and applied_for is None:
         raise validation_error("appliedFor", None, "Member must not be null")
@@ -455,6 +464,7 @@ def check_template_fields(self, creating):
             ENCRYPTION_TYPES,
         )
     check_max_length("repositoryPolicy", fields["repositoryPolicy"], MAX_REPOSITORY_POLICY)
+
     lifecycle_policy = fields["lifecyclePolicy"]
     check_max_length("lifecyclePolicy", lifecycle_policy, MAX_TEMPLATE_LIFECYCLE_POLICY)
     if lifecycle_policy:
@@ -569,6 +579,37 @@ def delete_policy_unless_attached(original):
     return delete_policy
 
 
+def list_entities_for_policy(self):
+    """List every user, role and group the policy is attached to, in pages."""
+    policy_arn = self._get_param("PolicyArn")
+    entity_filter = self._get_param("EntityFilter")
+    path_prefix = self._get_param("PathPrefix") or "/"
+    start = int(self._get_param("Marker") or 0)
+    max_items = int(self._get_param("MaxItems") or 100)
+
+    kinds = [
+        ("User", "PolicyUsers", self.backend.users.values()),
+        ("Role", "PolicyRoles", self.backend.roles.values()),
+        ("Group", "PolicyGroups", self.backend.groups.values()),
+    ]
+    matches = []
+    for kind, key, entities in kinds:
+        if entity_filter in ("User", "Role", "Group") and entity_filter != kind:
+            continue
+        for entity in sorted(entities, key=lambda entity: entity.name):
+            if entity.path.startswith(path_prefix) and policy_arn in entity.managed_policies:
+                matches.append((key, entity))
+
+    page = matches[start : start + max_items]
+    result = {"PolicyUsers": [], "PolicyRoles": [], "PolicyGroups": []}
+    for key, entity in page:
+        result[key].append(entity)
+    result["IsTruncated"] = start + max_items < len(matches)
+    if result["IsTruncated"]:
+        result["Marker"] = str(start + max_items)
+    return ActionResult(result)
+
+
 def install_extensions():
     for handler in (
         create_pull_through_cache_rule,
@@ -583,6 +624,7 @@ def install_extensions():
     ):
         setattr(ECRResponse, handler.__name__, handler)
     IAMBackend.delete_policy = delete_policy_unless_attached(IAMBackend.delete_policy)
+    IamResponse.list_entities_for_policy = list_entities_for_policy
 
 
 def main():

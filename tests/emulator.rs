@@ -1,4 +1,4 @@
-//! The project's ECR extension of the AWS emulator answers as ECR does: the
+//! The project's ECR extension of the AWS emulator behaves as ECR does: the
 //! same validation rules and exception names for pull-through cache rules
 //! and repository creation templates. hubcache's tests rely on both.
 
@@ -365,4 +365,67 @@ async fn template_lifecycle() {
         .await;
     assert_eq!(code(update_missing), "TemplateNotFoundException");
     assert_eq!(code(delete_missing), "TemplateNotFoundException");
+}
+
+#[tokio::test]
+async fn policy_entities_listed_past_hundred_roles() {
+    let clients = support::logged_clients().0;
+    let names: Vec<String> = (0..120).map(|index| format!("e-many-{index:03}")).collect();
+    support::create_roles(&clients, &names).await;
+    let policy_arn = clients
+        .iam
+        .create_policy()
+        .policy_name("e-many-policy")
+        .policy_document(
+            json!({"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "ecr:CreateRepository", "Resource": "*"}]})
+                .to_string(),
+        )
+        .send()
+        .await
+        .unwrap()
+        .policy()
+        .unwrap()
+        .arn()
+        .unwrap()
+        .to_owned();
+    let attached: Vec<&String> = names.iter().step_by(12).collect();
+    for name in &attached {
+        clients
+            .iam
+            .attach_role_policy()
+            .role_name(*name)
+            .policy_arn(&policy_arn)
+            .send()
+            .await
+            .unwrap();
+    }
+
+    let mut listed = Vec::new();
+    let mut pages = clients
+        .iam
+        .list_entities_for_policy()
+        .policy_arn(&policy_arn)
+        .max_items(3)
+        .into_paginator()
+        .send();
+    let mut page_count = 0;
+    while let Some(page) = pages.next().await {
+        let page = page.unwrap();
+        page_count += 1;
+        listed.extend(
+            page.policy_roles()
+                .iter()
+                .filter_map(|role| role.role_name())
+                .map(str::to_owned),
+        );
+    }
+
+    assert_eq!(
+        listed,
+        attached
+            .iter()
+            .map(|name| name.as_str())
+            .collect::<Vec<_>>()
+    );
+    assert_eq!(page_count, 4, "10 roles in pages of 3");
 }
