@@ -1,11 +1,13 @@
 """Print what the AWS emulator holds for one rack, as the demo shows it.
 
-Reads the pull-through cache rule, the secret (its name, ARN and version, never
-its value) and the IAM policy with the roles it is attached to.
+Reads the pull-through cache rule, the repository creation template, the secret
+(its name, ARN and version, never its value) and the IAM policy with the roles
+it is attached to.
 
 Usage: show-rack.py RACK   (AWS_ENDPOINT_URL must point at the emulator)
 """
 
+import json
 import os
 import sys
 
@@ -29,6 +31,17 @@ def main():
         print(f"  rule    {prefix} -> {rule['upstreamRegistryUrl']}, credential {rule.get('credentialArn')}")
     except ClientError as error:
         print(f"  rule    {prefix}: {error.response['Error']['Code']}")
+
+    templates = ecr.describe_repository_creation_templates(prefixes=[prefix])
+    if templates["repositoryCreationTemplates"]:
+        template = templates["repositoryCreationTemplates"][0]
+        selection = json.loads(template["lifecyclePolicy"])["rules"][0]["selection"]
+        print(
+            f"  template {prefix}: {selection['countType']} {selection['countNumber']} "
+            f"{selection.get('countUnit', '')}, applied for {', '.join(template['appliedFor'])}"
+        )
+    else:
+        print(f"  template {prefix}: none")
 
     name = f"ecr-pullthroughcache/{rack}"
     try:

@@ -74,7 +74,7 @@ pub struct ObservedTemplate {
     pub applied_for: Vec<String>,
 }
 
-/// What ECR applies to the repositories a template applies to.
+/// The one scenario hubcache's template applies to: repositories a pull-through cache rule creates.
 pub const TEMPLATE_APPLIED_FOR: &str = "PULL_THROUGH_CACHE";
 
 /// Returns `days` with its unit, such as "1 day" or "30 days".

@@ -259,8 +259,8 @@ pub enum Reads {
     Complete,
 }
 
-/// Reads what the plan needs; `outputs` are what the rack's parameters say
-/// the reconciler last wrote.
+/// Reads the state the plan needs. `outputs` are the values the reconciler
+/// last wrote to the rack's parameters.
 ///
 /// The secret is read first. When the cache is to be enabled and the secret
 /// does not exist, the rack has almost always never been enabled, so the rule

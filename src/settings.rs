@@ -105,7 +105,7 @@ pub struct StoredParameters {
     pub recorded_template: Option<String>,
 }
 
-/// What the reconciler last wrote to a rack's parameters for others to read.
+/// Values the reconciler last wrote to a rack's parameters for others to read.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Outputs {
     /// The published cache prefix.

@@ -153,7 +153,7 @@ fn malformed_manifest_names_location() {
 }
 
 #[tokio::test]
-async fn handler_ignores_published_prefix_event() {
+async fn handler_ignores_events_of_its_outputs() {
     let (clients, log) = support::logged_clients();
     let handler = hubcache::lambda::Handler::with_clients(clients, support::PREFIX.into(), None);
     let mut payload: serde_json::Value = serde_json::from_str(
@@ -164,23 +164,33 @@ async fn handler_ignores_published_prefix_event() {
         .unwrap(),
     )
     .unwrap();
-    payload["detail"]["name"] = json!("/convox/demo/ecr_docker_hub_cache_prefix");
     let mut context = lambda_runtime::Context::default();
     context.invoked_function_arn = "arn:aws:lambda:us-east-1:123456789012:function:hubcache".into();
 
-    let result = handler
-        .handle(lambda_runtime::LambdaEvent::new(payload, context))
-        .await
-        .unwrap();
+    for output in [
+        hubcache::ssm::CACHE_PREFIX_PARAMETER,
+        hubcache::ssm::TEMPLATE_PARAMETER,
+    ] {
+        let name = format!("/convox/demo/{output}");
+        payload["detail"]["name"] = json!(name);
 
-    assert_eq!(
-        result,
-        json!({"ignored": "parameter /convox/demo/ecr_docker_hub_cache_prefix is not a hubcache parameter under /convox/"})
-    );
+        let result = handler
+            .handle(lambda_runtime::LambdaEvent::new(
+                payload.clone(),
+                context.clone(),
+            ))
+            .await
+            .unwrap();
+
+        assert_eq!(
+            result,
+            json!({"ignored": format!("parameter {name} is not a hubcache parameter under /convox/")})
+        );
+    }
     assert_eq!(
         log.calls(),
         Vec::<String>::new(),
-        "no AWS call for its own output"
+        "no AWS call for its own outputs"
     );
 }
 

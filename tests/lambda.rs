@@ -133,3 +133,35 @@ async fn handler_placeholder_arn_uses_registry() {
         "arn:aws:ecr:us-east-1:123456789012:repository/docker-hub-t-local-arn/*"
     );
 }
+
+#[tokio::test]
+async fn retention_event_reconciles_template() {
+    let (context, _log) = support::context();
+    let rack = support::enabled_rack(&context, "l-keep", "token").await;
+    let handler = Handler::new(&support::sdk_config(), support::PREFIX.into());
+    handler
+        .handle(invocation(json!({"rack": "l-keep"})))
+        .await
+        .unwrap();
+    hubcache::ssm::write(
+        &context.clients.ssm,
+        support::PREFIX,
+        &rack,
+        hubcache::settings::Parameter::RetentionDays,
+        "45",
+    )
+    .await
+    .unwrap();
+    let mut event = fixture("parameter-retention-create.json");
+    event["detail"]["name"] = json!("/convox/l-keep/ecr_docker_hub_cache_retention_days");
+
+    let result = handler.handle(invocation(event)).await.unwrap();
+
+    assert_eq!(
+        result,
+        json!({"rack": "l-keep", "enabled": true, "changes": [
+            "record repository creation template docker-hub-l-keep as managed by hubcache",
+            "create repository creation template docker-hub-l-keep (expire images not pulled for 45 days)"
+        ]})
+    );
+}

@@ -11,7 +11,7 @@ use hubcache::settings::Parameter;
 use serde_json::{Value, json};
 use support::PREFIX;
 
-/// The rack's template as ECR holds it: description, applied-for scenarios
+/// The rack's template as ECR returns it: description, applied-for scenarios
 /// and the parsed lifecycle policy.
 #[derive(Debug)]
 struct Template {
