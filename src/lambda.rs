@@ -380,3 +380,78 @@ fn panic_message(payload: Box<dyn std::any::Any + Send>) -> String {
         "panic".to_owned()
     }
 }
+
+/// Log settings of the function, from Lambda's advanced logging controls.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LogSettings {
+    /// JSON lines when `AWS_LAMBDA_LOG_FORMAT` is `JSON`, plain text otherwise.
+    pub json: bool,
+    pub level: tracing::level_filters::LevelFilter,
+}
+
+impl LogSettings {
+    /// Reads `AWS_LAMBDA_LOG_FORMAT`, and the level from `AWS_LAMBDA_LOG_LEVEL`,
+    /// else `RUST_LOG`, as lambda_runtime's default subscriber does. An unset
+    /// or unknown level means INFO.
+    pub fn from_values(format: Option<&str>, level: Option<&str>) -> Self {
+        Self {
+            json: format.is_some_and(|format| format.eq_ignore_ascii_case("json")),
+            level: level
+                .and_then(|level| level.parse().ok())
+                .unwrap_or(tracing::level_filters::LevelFilter::INFO),
+        }
+    }
+
+    pub fn from_env() -> Self {
+        let format = std::env::var("AWS_LAMBDA_LOG_FORMAT").ok();
+        let level = std::env::var("AWS_LAMBDA_LOG_LEVEL")
+            .or_else(|_| std::env::var("RUST_LOG"))
+            .ok();
+        Self::from_values(format.as_deref(), level.as_deref())
+    }
+}
+
+/// Installs the function's global log subscriber with lambda_runtime's
+/// tracing-subscriber: lines without time (Lambda adds it) or ANSI colors,
+/// filtered by level alone.
+///
+/// lambda_runtime's default subscriber filters with an EnvFilter, whose
+/// directive parser and regex engine make the binary larger. So a
+/// `RUST_LOG` directive with a target falls back to INFO here.
+pub fn init_logging(settings: LogSettings) {
+    let builder = lambda_runtime::tracing::subscriber::fmt()
+        .with_target(false)
+        .without_time()
+        .with_ansi(false)
+        .with_max_level(settings.level);
+    if settings.json {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tracing::level_filters::LevelFilter;
+
+    #[test]
+    fn log_settings_from_lambda_controls() {
+        let cases = [
+            (None, None, false, LevelFilter::INFO),
+            (Some("JSON"), Some("DEBUG"), true, LevelFilter::DEBUG),
+            (Some("json"), Some("warn"), true, LevelFilter::WARN),
+            (Some("Text"), Some("ERROR"), false, LevelFilter::ERROR),
+            (Some("TEXT"), Some("TRACE"), false, LevelFilter::TRACE),
+            (None, Some("hubcache=debug"), false, LevelFilter::INFO),
+            (None, Some("loud"), false, LevelFilter::INFO),
+        ];
+        for (format, level, json, expected) in cases {
+            let settings = LogSettings::from_values(format, level);
+
+            assert_eq!(settings.json, json, "{format:?}");
+            assert_eq!(settings.level, expected, "{level:?}");
+        }
+    }
+}

@@ -91,21 +91,23 @@ async fn serve(listener: TcpListener, events: Vec<Vec<u8>>, replies: Arc<Mutex<R
     }
 }
 
-#[tokio::test]
-async fn payload_that_is_not_json() {
+/// What one run of the function left behind.
+struct Run {
+    posts: Vec<(String, String)>,
+    stdout: String,
+}
+
+/// Runs `hubcache-reconciler` with `log_env` until it has responded to every
+/// event, then stops it. No AWS call can succeed: nothing listens on port 9.
+async fn run_function(events: Vec<Vec<u8>>, log_env: &[(&str, &str)]) -> Run {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let address = listener.local_addr().unwrap();
     let replies = Arc::new(Mutex::new(Replies::default()));
-    let ignored = json!({
-        "detail-type": "Parameter Store Change",
-        "source": "aws.ssm",
-        "detail": {"operation": "Update", "name": "/convox/demo/node_type", "type": "String"}
-    });
-    let events = vec![b"not json {".to_vec(), ignored.to_string().into_bytes()];
+    let expected = events.len();
     tokio::spawn(serve(listener, events, replies.clone()));
 
-    // Nothing listens on port 9, so an AWS call would fail and show up as an error.
-    let mut function = tokio::process::Command::new(env!("CARGO_BIN_EXE_hubcache-reconciler"))
+    let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_hubcache-reconciler"));
+    command
         .env_clear()
         .env("AWS_LAMBDA_RUNTIME_API", address.to_string())
         .env("AWS_LAMBDA_FUNCTION_NAME", "hubcache-reconciler")
@@ -120,14 +122,20 @@ async fn payload_that_is_not_json() {
         .env("AWS_CONFIG_FILE", "/dev/null")
         .env("AWS_SHARED_CREDENTIALS_FILE", "/dev/null")
         .env("AWS_ENDPOINT_URL", "http://127.0.0.1:9")
-        .stdout(Stdio::null())
+        .envs(log_env.iter().copied())
+        .stdout(Stdio::piped())
         .stderr(Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("starting hubcache-reconciler");
+        .kill_on_drop(true);
+    let mut function = command.spawn().expect("starting hubcache-reconciler");
+    let mut stdout = function.stdout.take().unwrap();
+    let output = tokio::spawn(async move {
+        let mut text = String::new();
+        let _ = stdout.read_to_string(&mut text).await;
+        text
+    });
 
     let waited = tokio::time::timeout(Duration::from_secs(60), async {
-        while replies.lock().unwrap().posts.len() < 2 {
+        while replies.lock().unwrap().posts.len() < expected {
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
     })
@@ -140,6 +148,29 @@ async fn payload_that_is_not_json() {
         replies.lock().unwrap()
     );
     let posts = std::mem::take(&mut replies.lock().unwrap().posts);
+    Run {
+        posts,
+        stdout: output.await.unwrap(),
+    }
+}
+
+/// Returns an event for a parameter hubcache does not manage, which the
+/// function handles without an AWS call.
+fn ignored_event() -> Vec<u8> {
+    json!({
+        "detail-type": "Parameter Store Change",
+        "source": "aws.ssm",
+        "detail": {"operation": "Update", "name": "/convox/demo/node_type", "type": "String"}
+    })
+    .to_string()
+    .into_bytes()
+}
+
+#[tokio::test]
+async fn payload_that_is_not_json() {
+    let run = run_function(vec![b"not json {".to_vec(), ignored_event()], &[]).await;
+
+    let posts = run.posts;
     assert_eq!(posts[0].0, "/2018-06-01/runtime/invocation/request-0/error");
     let error: Value = serde_json::from_str(&posts[0].1).unwrap();
     assert!(
@@ -166,5 +197,59 @@ async fn payload_that_is_not_json() {
         serde_json::from_str::<Value>(&posts[1].1).unwrap(),
         json!({"ignored": "parameter /convox/demo/node_type is not a hubcache parameter under /convox/"}),
         "the function goes on after a payload that is not JSON"
+    );
+}
+
+#[tokio::test]
+async fn json_logs_follow_lambda_controls() {
+    let invalid = json!({"hello": "world"}).to_string().into_bytes();
+    let env = [
+        ("AWS_LAMBDA_LOG_FORMAT", "JSON"),
+        ("AWS_LAMBDA_LOG_LEVEL", "DEBUG"),
+    ];
+
+    let run = run_function(vec![ignored_event(), invalid], &env).await;
+
+    let lines: Vec<Value> = run
+        .stdout
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap_or_else(|error| panic!("{error}: {line:?}")))
+        .collect();
+    let ignored = lines
+        .iter()
+        .find(|line| line["fields"]["message"] == "ignored")
+        .unwrap_or_else(|| panic!("no debug line for the ignored event: {lines:?}"));
+    assert_eq!(ignored["level"], "DEBUG");
+    assert_eq!(ignored["span"]["request_id"], "request-0");
+    assert!(ignored.get("timestamp").is_none(), "Lambda adds the time");
+    let invalid = lines
+        .iter()
+        .find(|line| line["fields"]["message"] == "invalid event")
+        .unwrap_or_else(|| panic!("no error line for the invalid event: {lines:?}"));
+    assert_eq!(invalid["level"], "ERROR");
+}
+
+#[tokio::test]
+async fn text_logs_filter_by_level() {
+    let invalid = json!({"hello": "world"}).to_string().into_bytes();
+    let env = [
+        ("AWS_LAMBDA_LOG_FORMAT", "Text"),
+        ("AWS_LAMBDA_LOG_LEVEL", "ERROR"),
+    ];
+
+    let run = run_function(vec![ignored_event(), invalid], &env).await;
+
+    // hubcache logs the invalid event, and lambda_runtime the error it returns.
+    let lines: Vec<&str> = run.stdout.lines().collect();
+    assert_eq!(lines.len(), 2, "{lines:?}");
+    assert!(
+        lines.iter().all(|line| line.starts_with("ERROR ")),
+        "only error lines: {lines:?}"
+    );
+    assert!(lines[0].contains("invalid event"), "{:?}", lines[0]);
+    assert!(
+        !run.stdout.contains('\u{1b}'),
+        "no ANSI colors: {:?}",
+        run.stdout
     );
 }

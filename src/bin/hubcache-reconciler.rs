@@ -7,7 +7,7 @@ use serde_json::Value;
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), lambda_runtime::Error> {
-    lambda_runtime::tracing::init_default_subscriber();
+    hubcache::lambda::init_logging(hubcache::lambda::LogSettings::from_env());
 
     let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
         .http_client(hubcache::http::https_client())
