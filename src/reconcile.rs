@@ -267,8 +267,8 @@ pub enum Reads {
 /// and the policy are taken as absent without reading them, which saves calls.
 /// If they exist after all, creating them fails with an already-exists error,
 /// and [`converge`] observes everything again. The repository creation
-/// template is read by a reconcile only when retention is wanted or a
-/// template is recorded, so a rack without retention costs no extra call.
+/// template is read only when retention is wanted or a template is
+/// recorded, so a rack without retention costs no extra call.
 pub async fn observe(
     context: &Context,
     rack: &Rack,
@@ -288,8 +288,9 @@ pub async fn observe(
 
     let recorded_template = outputs.template.is_some();
     let template = async {
-        let wanted = recorded_template || desired.retention_days().is_some();
-        if !wanted && reads == Reads::Fewest {
+        // Operators without permission to read templates keep a working
+        // `status` and `plan` as long as they do not use retention.
+        if !recorded_template && desired.retention_days().is_none() {
             return Ok(None);
         }
         ecr::observe_template(&clients.ecr, rack)
