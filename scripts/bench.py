@@ -262,6 +262,11 @@ def main():
     converged_runs = [measure_scenario(args.reconciler, endpoint, recorder, direct) for _ in range(args.runs)]
     hubcache(args.cli, endpoint, "params", "set", "docker_hub_password=bench-token-2")
     rotate = measure_scenario(args.reconciler, endpoint, recorder, direct)
+    hubcache(args.cli, endpoint, "params", "set", "ecr_docker_hub_cache_retention_days=30")
+    retain = measure_scenario(args.reconciler, endpoint, recorder, direct)
+    retained = measure_scenario(args.reconciler, endpoint, recorder, direct)
+    hubcache(args.cli, endpoint, "params", "set", "ecr_docker_hub_cache_retention_days=")
+    release = measure_scenario(args.reconciler, endpoint, recorder, direct)
     hubcache(args.cli, endpoint, "params", "set", "ecr_docker_hub_cache=false")
     disable = measure_scenario(args.reconciler, endpoint, recorder, direct)
     hubcache(args.cli, endpoint, "params", "set", "ecr_docker_hub_cache=true")
@@ -269,7 +274,8 @@ def main():
         args.reconciler, endpoint, recorder, [parameter_event("ecr_docker_hub_cache")] * 50
     )
 
-    for name, result in [("enable", enable), ("rotate", rotate), ("disable", disable)]:
+    scenarios = [("enable", enable), ("rotate", rotate), ("retain", retain), ("disable", disable)]
+    for name, result in scenarios:
         changes = result["responses"][0].get("changes", [])
         print(f"{name}: {len(changes)} changes, {sum(result['calls'].values())} calls", file=sys.stderr)
 
@@ -277,7 +283,10 @@ def main():
     init = statistics.median(run["init_ms"] for run in converged_runs)
     first = statistics.median(run["first_event_ms"] for run in converged_runs)
     rss = statistics.median(run["peak_rss_kb"] for run in converged_runs)
-    rss_max = max(run["peak_rss_kb"] for run in converged_runs + [enable, rotate, disable, burst])
+    rss_max = max(
+        run["peak_rss_kb"]
+        for run in converged_runs + [enable, rotate, retain, retained, release, disable, burst]
+    )
     baseline = spawn_baseline_ms(args.runs)
     size = os.path.getsize(args.reconciler)
     cli_size = os.path.getsize(args.cli)
@@ -301,8 +310,14 @@ Counted by moto's request recorder, one reconcile each, in this order.
     ("enable from nothing", "at most 12", enable),
     ("converged (nothing to change)", "at most 8, reads only", converged),
     ("password rotation", "", rotate),
+    ("set a retention (template recorded, then created)", "", retain),
+    ("converged with a retention", "reads only", retained),
+    ("remove the retention", "", release),
     ("disable", "at most 10", disable),
 ])}
+
+A rack with a retention reads its repository creation template too, so its
+converged reconcile makes one call more than a rack without one.
 
 ## Cold start
 

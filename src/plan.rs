@@ -115,22 +115,31 @@ pub fn template_description(rack: &Rack, days: u32) -> String {
 impl ObservedTemplate {
     /// Returns whether the template is the one hubcache keeps for `days`.
     pub fn matches(&self, rack: &Rack, days: u32) -> bool {
-        let policy = self
-            .lifecycle_policy
-            .as_deref()
-            .and_then(|text| serde_json::from_str::<Value>(text).ok());
-        policy == Some(lifecycle_policy(days))
+        self.retention_days() == Some(days)
             && self.applied_for == [TEMPLATE_APPLIED_FOR]
             && self.description.as_deref() == Some(template_description(rack, days).as_str())
     }
 
-    /// Returns the days of the lifecycle rule hubcache writes, when the
-    /// template's policy has that one rule and nothing else.
+    /// Returns the days after which the template's lifecycle policy expires
+    /// images not pulled, when the policy is one rule that does only that.
+    /// Fields the rule's meaning does not depend on, such as its description
+    /// or any ECR may add, are not compared, so the template is not rewritten
+    /// for them on every reconcile.
     pub fn retention_days(&self) -> Option<u32> {
         let policy: Value = serde_json::from_str(self.lifecycle_policy.as_deref()?).ok()?;
-        let days = policy.pointer("/rules/0/selection/countNumber")?.as_u64()?;
-        let days = u32::try_from(days).ok()?;
-        (policy == lifecycle_policy(days)).then_some(days)
+        let [rule] = policy.get("rules")?.as_array()?.as_slice() else {
+            return None;
+        };
+        let selection = rule.get("selection")?;
+        let expires_unpulled = rule.pointer("/action/type")? == "expire"
+            && selection.get("tagStatus")? == "any"
+            && selection.get("countType")? == "sinceImagePulled"
+            && selection.get("countUnit")? == "days";
+        if !expires_unpulled {
+            return None;
+        }
+        let days = selection.get("countNumber")?.as_u64()?;
+        u32::try_from(days).ok().filter(|days| *days >= 1)
     }
 }
 
@@ -989,11 +998,50 @@ mod tests {
     fn template_retention_days_read_back() {
         assert_eq!(template_for(30).retention_days(), Some(30));
         assert_eq!(template_for(1).retention_days(), Some(1));
-        let other = ObservedTemplate {
-            lifecycle_policy: Some(r#"{"rules":[]}"#.into()),
-            ..ObservedTemplate::default()
+
+        let mut reformatted = lifecycle_policy(14);
+        reformatted["rules"][0]["description"] = json!("edited");
+        reformatted["rules"][0]["selection"]["storageClass"] = json!("standard");
+        let reformatted = ObservedTemplate {
+            lifecycle_policy: Some(serde_json::to_string_pretty(&reformatted).unwrap()),
+            ..template_for(14)
         };
-        assert_eq!(other.retention_days(), None);
+        assert_eq!(reformatted.retention_days(), Some(14));
+        assert!(reformatted.matches(&rack(), 14));
+    }
+
+    #[test]
+    fn template_other_policies_have_no_retention() {
+        let two_rules = json!({"rules": [
+            lifecycle_policy(7)["rules"][0].clone(),
+            lifecycle_policy(9)["rules"][0].clone(),
+        ]});
+        let mut pushed = lifecycle_policy(7);
+        pushed["rules"][0]["selection"]["countType"] = json!("sinceImagePushed");
+        let mut tagged = lifecycle_policy(7);
+        tagged["rules"][0]["selection"]["tagStatus"] = json!("tagged");
+        let mut zero = lifecycle_policy(7);
+        zero["rules"][0]["selection"]["countNumber"] = json!(0);
+        let mut transition = lifecycle_policy(7);
+        transition["rules"][0]["action"]["type"] = json!("transition");
+
+        for policy in [
+            json!({"rules": []}),
+            json!({}),
+            two_rules,
+            pushed,
+            tagged,
+            zero,
+            transition,
+        ] {
+            let template = ObservedTemplate {
+                lifecycle_policy: Some(policy.to_string()),
+                ..template_for(7)
+            };
+
+            assert_eq!(template.retention_days(), None, "{policy}");
+            assert!(!template.matches(&rack(), 7), "{policy}");
+        }
     }
 
     #[test]
