@@ -43,8 +43,10 @@ def show(key):
     response = json.loads(body)
     print(f"  response    {response['Status']}, PhysicalResourceId {response['PhysicalResourceId']}")
     print(f"  reason      {response.get('Reason')}")
-    for name, value in sorted(response.get("Data", {}).items()):
-        print(f"  {name:<12}{value}")
+    data = response.get("Data", {})
+    width = max([12, *(len(name) + 1 for name in data)])
+    for name, value in sorted(data.items()):
+        print(f"  {name:<{width}}{value}")
 
 
 def main():

@@ -127,7 +127,9 @@ struct CacheArg {
 enum ParamsCommand {
     /// Set parameters, for example: ecr_docker_hub_cache=true. An empty value removes one.
     Set {
-        /// KEY=VALUE pairs; keys are ecr_docker_hub_cache, docker_hub_username, docker_hub_password.
+        /// KEY=VALUE pairs. Keys: ecr_docker_hub_cache, docker_hub_username,
+        /// docker_hub_password, ecr_docker_hub_cache_node_roles,
+        /// ecr_docker_hub_cache_retention_days.
         #[arg(required = true, value_name = "KEY=VALUE")]
         assignments: Vec<String>,
         #[command(flatten)]

@@ -219,9 +219,11 @@ pub enum SettingsError {
     InvalidNodeRoles { rack: String, value: String },
     #[error(
         "Parameter ecr_docker_hub_cache_retention_days of rack {rack} must be a whole number of \
-         days from 1 to {max}, but it is {value:?}. Set it, for example: hubcache params set \
-         ecr_docker_hub_cache_retention_days=30 --rack {rack}; or remove it to keep every cached \
-         image: hubcache params set ecr_docker_hub_cache_retention_days= --rack {rack}",
+         days from 1 to {max}, but it is {value:?}.\n\
+         Set a number of days: hubcache params set ecr_docker_hub_cache_retention_days=30 \
+         --rack {rack}\n\
+         Or remove it to keep every cached image: hubcache params set \
+         ecr_docker_hub_cache_retention_days= --rack {rack}",
         max = MAX_RETENTION_DAYS
     )]
     InvalidRetentionDays { rack: String, value: String },
@@ -260,22 +262,16 @@ impl StoredParameters {
     }
 
     /// Validates the parameters of `rack` and returns the desired state.
+    ///
+    /// A disabled cache needs only the flag, so an invalid node-role list or
+    /// retention stored by another tool does not block disabling (tested
+    /// below). [`merge`] still checks every value `params set` writes.
     pub fn desired(&self, rack: &Rack) -> Result<Desired, SettingsError> {
-        let enabled = match self.flag.as_deref() {
-            None | Some("false") => false,
-            Some("true") => true,
-            Some(other) => {
-                return Err(SettingsError::InvalidFlag {
-                    rack: rack.to_string(),
-                    value: other.to_owned(),
-                });
-            }
-        };
-        let node_roles = self.node_roles(rack)?;
-        let retention_days = self.retention_days(rack)?;
-        if !enabled {
+        if !self.enabled(rack)? {
             return Ok(Desired::Disabled);
         }
+        let node_roles = self.node_roles(rack)?;
+        let retention_days = self.retention_days(rack)?;
 
         let username = self.username.as_deref().unwrap_or_default();
         let password = self
@@ -297,6 +293,18 @@ impl StoredParameters {
             node_roles,
             retention_days,
         }))
+    }
+
+    /// Returns whether the flag is `true`; an absent flag is `false`.
+    fn enabled(&self, rack: &Rack) -> Result<bool, SettingsError> {
+        match self.flag.as_deref() {
+            None | Some("false") => Ok(false),
+            Some("true") => Ok(true),
+            Some(other) => Err(SettingsError::InvalidFlag {
+                rack: rack.to_string(),
+                value: other.to_owned(),
+            }),
+        }
     }
 
     /// Returns the retention in days, `None` when the parameter is absent.
@@ -398,6 +406,18 @@ fn mask_value(argument: &str) -> String {
     }
 }
 
+/// Checks the value `assignment` writes, whether or not the cache is enabled.
+fn check_value(rack: &Rack, assignment: &Assignment) -> Result<(), SettingsError> {
+    let mut alone = StoredParameters::default();
+    alone.set(assignment.parameter, assignment.value.clone());
+    match assignment.parameter {
+        Parameter::Flag => alone.enabled(rack).map(drop),
+        Parameter::NodeRoles => alone.node_roles(rack).map(drop),
+        Parameter::RetentionDays => alone.retention_days(rack).map(drop),
+        Parameter::Username | Parameter::Password => Ok(()),
+    }
+}
+
 /// Applies `assignments` to `current` and validates the result for `rack`.
 ///
 /// Returns the merged parameters and the assignments in an order whose every
@@ -422,6 +442,7 @@ pub fn merge(
 
     let mut merged = current.clone();
     for assignment in &assignments {
+        check_value(rack, assignment)?;
         merged.set(assignment.parameter, assignment.value.clone());
     }
     let desired = merged.desired(rack)?;
@@ -541,26 +562,92 @@ mod tests {
             "99999999999999999999",
             "٣٠",
         ] {
-            // Checked whether the cache is enabled or not, as node roles are.
-            for flag in ["true", "false"] {
-                let mut parameters = stored(Some(flag), Some("user"), Some("token"));
-                parameters.retention_days = Some(value.to_owned());
+            let mut parameters = stored(Some("true"), Some("user"), Some("token"));
+            parameters.retention_days = Some(value.to_owned());
 
-                let error = parameters.desired(&demo()).unwrap_err();
+            let error = parameters.desired(&demo()).unwrap_err();
 
-                assert_eq!(
-                    error,
-                    SettingsError::InvalidRetentionDays {
-                        rack: "demo".into(),
-                        value: value.to_owned(),
-                    },
-                    "{value:?}"
-                );
-                let message = error.to_string();
-                assert!(message.contains(&format!("{value:?}")), "{message}");
-                assert!(message.contains("from 1 to 2147483647"), "{message}");
-            }
+            assert_eq!(
+                error,
+                SettingsError::InvalidRetentionDays {
+                    rack: "demo".into(),
+                    value: value.to_owned(),
+                },
+                "{value:?}"
+            );
+            let message = error.to_string();
+            assert!(message.contains(&format!("{value:?}")), "{message}");
+            assert!(message.contains("from 1 to 2147483647"), "{message}");
         }
+    }
+
+    #[test]
+    fn desired_disabled_ignores_invalid_extras() {
+        let mut parameters = stored(Some("false"), None, None);
+        parameters.node_roles = Some("has space".into());
+        parameters.retention_days = Some("0".into());
+
+        assert_eq!(parameters.desired(&demo()), Ok(Desired::Disabled));
+        assert_eq!(
+            StoredParameters {
+                flag: None,
+                ..parameters
+            }
+            .desired(&demo()),
+            Ok(Desired::Disabled)
+        );
+    }
+
+    #[test]
+    fn merge_rejects_invalid_values_when_disabled() {
+        let cases = [
+            (
+                "ecr_docker_hub_cache_retention_days=0",
+                SettingsError::InvalidRetentionDays {
+                    rack: "demo".into(),
+                    value: "0".into(),
+                },
+            ),
+            (
+                "ecr_docker_hub_cache_node_roles=a,,b",
+                SettingsError::InvalidNodeRoles {
+                    rack: "demo".into(),
+                    value: "a,,b".into(),
+                },
+            ),
+            (
+                "ecr_docker_hub_cache=yes",
+                SettingsError::InvalidFlag {
+                    rack: "demo".into(),
+                    value: "yes".into(),
+                },
+            ),
+        ];
+        for (argument, expected) in cases {
+            let result = merge(
+                &demo(),
+                &stored(Some("false"), None, None),
+                assignments(&[argument]),
+            );
+
+            assert_eq!(result.unwrap_err(), expected, "{argument}");
+        }
+    }
+
+    #[test]
+    fn merge_disables_despite_invalid_stored_retention() {
+        let mut current = stored(Some("true"), Some("user"), Some("token"));
+        current.retention_days = Some("99999999999".into());
+
+        let (merged, ordered) = merge(
+            &demo(),
+            &current,
+            assignments(&["ecr_docker_hub_cache=false"]),
+        )
+        .unwrap();
+
+        assert_eq!(merged.desired(&demo()), Ok(Desired::Disabled));
+        assert_eq!(ordered.len(), 1);
     }
 
     #[test]
@@ -593,7 +680,7 @@ mod tests {
     #[test]
     fn desired_rejects_invalid_node_roles() {
         for value in ["", "a,,b", "has space", "slash/role", &"r".repeat(65)] {
-            let mut parameters = stored(Some("false"), None, None);
+            let mut parameters = stored(Some("true"), Some("user"), Some("token"));
             parameters.node_roles = Some(value.to_owned());
 
             assert_eq!(

@@ -8,7 +8,7 @@ use serde::Serialize;
 use crate::ecr::{self, CachedRepository};
 use crate::error::Error;
 use crate::names::Rack;
-use crate::plan::{Entity, SecretState};
+use crate::plan::{self, Entity, SecretState};
 use crate::reconcile::{self, Context, Reads};
 use crate::settings::{Desired, Parameter, Password};
 
@@ -24,6 +24,12 @@ pub struct Status {
     pub policy: Option<PolicyStatus>,
     pub published_prefix: Option<String>,
     pub template: Option<TemplateStatus>,
+    /// The error of reading a template hubcache does not need, when it failed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub template_error: Option<String>,
+    /// The error of invalid settings. Drift is then not computed, and the
+    /// resources are shown as found, without comparing their content.
+    pub settings_error: Option<String>,
     /// Changes a reconcile would make, each one a difference from the desired state.
     pub drift: Vec<String>,
     pub cached_repositories: Vec<CachedRepository>,
@@ -33,7 +39,7 @@ pub struct Status {
 pub struct SecretStatus {
     pub name: String,
     pub arn: String,
-    /// `current`, `differs` or `pending deletion`.
+    /// `current`, `differs`, `pending deletion` or `not compared`.
     pub state: &'static str,
 }
 
@@ -47,7 +53,8 @@ pub struct RuleStatus {
 #[derive(Debug, Serialize, PartialEq, Eq)]
 pub struct PolicyStatus {
     pub arn: String,
-    pub document_matches: bool,
+    /// `None` when the settings are invalid and the document was not compared.
+    pub document_matches: Option<bool>,
     pub attached_to: Vec<String>,
 }
 
@@ -65,14 +72,35 @@ pub struct TemplateStatus {
 /// Reads the rack's status. Writes nothing.
 pub async fn read(context: &Context, rack: &Rack) -> Result<Status, Error> {
     let stored = reconcile::read_parameters(context, rack).await?;
-    let desired = stored.desired(rack)?;
-
-    let observed =
-        reconcile::observe(context, rack, &desired, &stored.outputs(), Reads::Complete).await?;
-    let drift = match crate::plan::plan(rack, &context.target, &desired, &observed) {
-        Ok(actions) => actions.iter().map(ToString::to_string).collect(),
-        Err(error) => vec![error.to_string()],
+    // With invalid settings the resources are still shown: they are read as
+    // for disabling, which finds each one without comparing its content.
+    let (desired, settings_error) = match stored.desired(rack) {
+        Ok(desired) => (desired, None),
+        Err(error) => (Desired::Disabled, Some(error.to_string())),
     };
+    let compared = settings_error.is_none();
+
+    let mut observed =
+        reconcile::observe(context, rack, &desired, &stored.outputs(), Reads::Complete).await?;
+    let drift = match (
+        &settings_error,
+        plan::plan(rack, &context.target, &desired, &observed),
+    ) {
+        (Some(_), _) => Vec::new(),
+        (None, Ok(actions)) => actions.iter().map(ToString::to_string).collect(),
+        (None, Err(error)) => vec![error.to_string()],
+    };
+
+    // A template made by hand is shown too; reading it is optional, because
+    // an operator who does not use retention may lack the permission.
+    let mut template_error = None;
+    let template_read = observed.recorded_template || desired.retention_days().is_some();
+    if !template_read {
+        match ecr::observe_template(&context.clients.ecr, rack).await {
+            Ok(found) => observed.template = found,
+            Err(error) => template_error = Some(error.to_string()),
+        }
+    }
     let cached_repositories = ecr::cached_repositories(&context.clients.ecr, rack)
         .await
         .map_err(|source| Error::ReadFailed {
@@ -97,14 +125,15 @@ pub async fn read(context: &Context, rack: &Rack) -> Result<Status, Error> {
     Ok(Status {
         rack: rack.to_string(),
         settings,
-        enabled: matches!(desired, Desired::Enabled(_)),
+        enabled: stored.flag.as_deref() == Some("true"),
         secret: observed.secret.map(|secret| SecretStatus {
             name: rack.secret_name(),
             arn: secret.arn,
             state: match secret.state {
+                SecretState::PendingDeletion => "pending deletion",
+                _ if !compared => "not compared",
                 SecretState::Current => "current",
                 SecretState::Outdated => "differs",
-                SecretState::PendingDeletion => "pending deletion",
             },
         }),
         rule: observed.rule.map(|rule| RuleStatus {
@@ -114,7 +143,7 @@ pub async fn read(context: &Context, rack: &Rack) -> Result<Status, Error> {
         }),
         policy: observed.policy.map(|policy| PolicyStatus {
             arn: policy.arn,
-            document_matches: policy.document_matches,
+            document_matches: compared.then_some(policy.document_matches),
             attached_to: policy.attached_to.iter().map(Entity::to_string).collect(),
         }),
         published_prefix: stored.published_cache_prefix,
@@ -124,6 +153,8 @@ pub async fn read(context: &Context, rack: &Rack) -> Result<Status, Error> {
             applied_for: template.applied_for,
             managed: observed.recorded_template,
         }),
+        template_error,
+        settings_error,
         drift,
         cached_repositories,
     })
@@ -163,10 +194,10 @@ impl std::fmt::Display for Status {
         }
         match &self.policy {
             Some(policy) => {
-                let document = if policy.document_matches {
-                    "document current"
-                } else {
-                    "document differs"
+                let document = match policy.document_matches {
+                    Some(true) => "document current",
+                    Some(false) => "document differs",
+                    None => "document not compared",
                 };
                 let attached = if policy.attached_to.is_empty() {
                     "attached to nothing".to_owned()
@@ -198,7 +229,10 @@ impl std::fmt::Display for Status {
                     template.applied_for.join(", ")
                 )?
             }
-            None => writeln!(f, "  repository creation template: none")?,
+            None => match &self.template_error {
+                Some(error) => writeln!(f, "  repository creation template: unknown ({error})")?,
+                None => writeln!(f, "  repository creation template: none")?,
+            },
         }
         writeln!(
             f,
@@ -207,7 +241,12 @@ impl std::fmt::Display for Status {
         )?;
 
         writeln!(f, "Drift:")?;
-        if self.drift.is_empty() {
+        if let Some(error) = &self.settings_error {
+            writeln!(f, "  unknown until the settings are valid:")?;
+            for line in error.lines() {
+                writeln!(f, "  {line}")?;
+            }
+        } else if self.drift.is_empty() {
             writeln!(f, "  none")?;
         }
         for change in &self.drift {

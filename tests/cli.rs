@@ -401,9 +401,10 @@ async fn set_rejects_invalid_retention() {
             stderr(&output),
             format!(
                 "Parameter ecr_docker_hub_cache_retention_days of rack c-badkeep must be a whole \
-                 number of days from 1 to 2147483647, but it is {value:?}. Set it, for example: \
-                 hubcache params set ecr_docker_hub_cache_retention_days=30 --rack c-badkeep; or \
-                 remove it to keep every cached image: hubcache params set \
+                 number of days from 1 to 2147483647, but it is {value:?}.\n\
+                 Set a number of days: hubcache params set ecr_docker_hub_cache_retention_days=30 \
+                 --rack c-badkeep\n\
+                 Or remove it to keep every cached image: hubcache params set \
                  ecr_docker_hub_cache_retention_days= --rack c-badkeep\n"
             )
         );

@@ -21,6 +21,13 @@ fn stdout(output: &Output) -> String {
     String::from_utf8(output.stdout.clone()).unwrap()
 }
 
+/// Returns `hubcache status` of `rack` as text and as JSON.
+fn status(rack: &str) -> (String, Value) {
+    let text = stdout(&hubcache(&["status", "--rack", rack]));
+    let json = stdout(&hubcache(&["status", "--rack", rack, "--output", "json"]));
+    (text, serde_json::from_str(&json).unwrap())
+}
+
 async fn create_repository(clients: &hubcache::reconcile::Clients, name: &str) {
     clients
         .ecr
@@ -44,11 +51,7 @@ async fn status_of_converged_rack() {
         .secret
         .unwrap();
 
-    let text = stdout(&hubcache(&["status", "--rack", "o-status"]));
-    let json: Value = serde_json::from_str(&stdout(&hubcache(&[
-        "status", "--rack", "o-status", "--output", "json",
-    ])))
-    .unwrap();
+    let (text, json) = status("o-status");
 
     assert_eq!(
         text,
@@ -159,11 +162,7 @@ async fn status_shows_retention_template() {
     .unwrap();
     reconcile(&context, &rack).await.unwrap();
 
-    let converged = stdout(&hubcache(&["status", "--rack", "o-keep"]));
-    let json: Value = serde_json::from_str(&stdout(&hubcache(&[
-        "status", "--rack", "o-keep", "--output", "json",
-    ])))
-    .unwrap();
+    let (converged, json) = status("o-keep");
     hubcache::ssm::write(
         &context.clients.ssm,
         support::PREFIX,
@@ -262,4 +261,92 @@ async fn purge_lists_then_deletes() {
         .send()
         .await;
     assert!(other_rack.is_ok(), "another rack's repository is kept");
+}
+
+#[tokio::test]
+async fn status_with_invalid_setting_shows_resources() {
+    let (context, _log) = support::context();
+    let rack = support::enabled_rack(&context, "o-bad", "token").await;
+    reconcile(&context, &rack).await.unwrap();
+    // Another tool writes a value that params set would reject.
+    hubcache::ssm::write(
+        &context.clients.ssm,
+        support::PREFIX,
+        &rack,
+        hubcache::settings::Parameter::RetentionDays,
+        "99999999999",
+    )
+    .await
+    .unwrap();
+    let (secret_arn, _) = support::rack_resources(&context.clients, &rack)
+        .await
+        .secret
+        .unwrap();
+
+    let (text, json) = status("o-bad");
+
+    assert_eq!(
+        text,
+        format!(
+            "Rack o-bad: cache enabled\n\
+             Settings:\n\
+             \x20 docker_hub_password = ********\n\
+             \x20 docker_hub_username = alice\n\
+             \x20 ecr_docker_hub_cache = true\n\
+             \x20 ecr_docker_hub_cache_retention_days = 99999999999\n\
+             Resources:\n\
+             \x20 secret ecr-pullthroughcache/o-bad ({secret_arn}): not compared\n\
+             \x20 rule docker-hub-o-bad -> registry-1.docker.io, credential {secret_arn}\n\
+             \x20 policy arn:aws:iam::123456789012:policy/o-bad-ecr-pull-through: document not compared, attached to role o-bad-nodes\n\
+             \x20 repository creation template: none\n\
+             \x20 published prefix: 123456789012.dkr.ecr.us-east-1.amazonaws.com/docker-hub-o-bad\n\
+             Drift:\n\
+             \x20 unknown until the settings are valid:\n\
+             \x20 Parameter ecr_docker_hub_cache_retention_days of rack o-bad must be a whole number of days from 1 to 2147483647, but it is \"99999999999\".\n\
+             \x20 Set a number of days: hubcache params set ecr_docker_hub_cache_retention_days=30 --rack o-bad\n\
+             \x20 Or remove it to keep every cached image: hubcache params set ecr_docker_hub_cache_retention_days= --rack o-bad\n\
+             Cached repositories:\n\
+             \x20 none\n"
+        )
+    );
+    assert!(
+        json["settings_error"]
+            .as_str()
+            .unwrap()
+            .starts_with("Parameter ecr_docker_hub_cache_retention_days of rack o-bad"),
+        "{json}"
+    );
+    assert_eq!(json["policy"]["document_matches"], Value::Null);
+    assert_eq!(json["drift"], serde_json::json!([]));
+}
+
+#[tokio::test]
+async fn status_shows_template_made_by_hand() {
+    let (context, _log) = support::context();
+    let rack = support::enabled_rack(&context, "o-hand", "token").await;
+    reconcile(&context, &rack).await.unwrap();
+    context
+        .clients
+        .ecr
+        .create_repository_creation_template()
+        .prefix("docker-hub-o-hand")
+        .applied_for(aws_sdk_ecr::types::RctAppliedFor::PullThroughCache)
+        .lifecycle_policy(
+            serde_json::json!({"rules": [{"rulePriority": 1, "selection": {"tagStatus": "any", "countType": "imageCountMoreThan", "countNumber": 3}, "action": {"type": "expire"}}]})
+                .to_string(),
+        )
+        .send()
+        .await
+        .unwrap();
+
+    let text = stdout(&hubcache(&["status", "--rack", "o-hand"]));
+
+    assert!(
+        text.contains(
+            "  repository creation template docker-hub-o-hand: lifecycle policy not hubcache's, \
+             applied for PULL_THROUGH_CACHE, not managed by hubcache\n"
+        ),
+        "{text}"
+    );
+    assert!(text.contains("Drift:\n  none\n"), "{text}");
 }

@@ -355,10 +355,7 @@ async fn invalid_retention_writes_nothing() {
             error.to_string().lines().next().unwrap(),
             format!(
                 "Parameter ecr_docker_hub_cache_retention_days of rack r-bad must be a whole \
-                 number of days from 1 to 2147483647, but it is {value:?}. Set it, for example: \
-                 hubcache params set ecr_docker_hub_cache_retention_days=30 --rack r-bad; or \
-                 remove it to keep every cached image: hubcache params set \
-                 ecr_docker_hub_cache_retention_days= --rack r-bad"
+                 number of days from 1 to 2147483647, but it is {value:?}."
             )
         );
         assert_eq!(log.writes(), Vec::<String>::new(), "{value:?}");
@@ -367,5 +364,45 @@ async fn invalid_retention_writes_nothing() {
         template(&context.clients, "docker-hub-r-bad")
             .await
             .is_none()
+    );
+}
+
+#[tokio::test]
+async fn invalid_retention_never_blocks_disabling() {
+    let (context, _log) = support::context();
+    let rack = support::enabled_rack(&context, "r-stuck", "token").await;
+    set_retention(&context.clients, &rack, Some("30")).await;
+    reconcile(&context, &rack).await.unwrap();
+    // Another tool stores a value params set would reject.
+    set_retention(&context.clients, &rack, Some("99999999999")).await;
+
+    let endpoint = support::endpoint();
+    let disabled = support::hubcache_at(
+        &endpoint,
+        &[
+            "params",
+            "set",
+            "ecr_docker_hub_cache=false",
+            "--rack",
+            "r-stuck",
+        ],
+    );
+    let report = reconcile(&context, &rack).await.unwrap();
+
+    assert!(
+        disabled.status.success(),
+        "{}",
+        String::from_utf8_lossy(&disabled.stderr)
+    );
+    assert!(!report.enabled);
+    assert!(
+        template(&context.clients, "docker-hub-r-stuck")
+            .await
+            .is_none()
+    );
+    assert_eq!(recorded_template(&context.clients, &rack).await, None);
+    assert_eq!(
+        support::rack_resources(&context.clients, &rack).await,
+        support::RackResources::default()
     );
 }
