@@ -256,7 +256,7 @@ def main():
     parser.add_argument("--reconciler", required=True)
     parser.add_argument("--cli", required=True)
     parser.add_argument("--out", required=True)
-    parser.add_argument("--runs", type=int, default=10)
+    parser.add_argument("--runs", type=int, default=15)
     parser.add_argument("--arm64-bootstrap", help="cargo lambda build --release --arm64 output")
     parser.add_argument("--x86-64-bootstrap", help="cargo lambda build --release --x86-64 output")
     parser.add_argument(
@@ -381,6 +381,24 @@ enables the cache again.
     with open(args.out, "w") as out:
         out.write(report)
     print(report)
+
+    limits = [
+        ("calls to enable", sum(enable["calls"].values()), 12),
+        ("calls of a converged reconcile", sum(converged["calls"].values()), 8),
+        ("calls to disable", sum(disable["calls"].values()), 10),
+        ("bytes of hubcache-reconciler", size, 8_000_000),
+        ("peak RSS in kB", rss_max, 25_000),
+    ]
+    for path in (args.arm64_bootstrap, args.x86_64_bootstrap):
+        if path:
+            limits.append((f"bytes of {path}", os.path.getsize(path), 8_000_000))
+    missed = [f"{name}: {value} > {limit}" for name, value, limit in limits if value > limit]
+    reads = ("Get", "Describe", "List")
+    writes = [op for op in converged["calls"] if not op.startswith(reads)]
+    if writes:
+        missed.append(f"a converged reconcile wrote: {', '.join(writes)}")
+    if missed:
+        sys.exit("Targets missed:\n" + "\n".join(missed))
 
 
 if __name__ == "__main__":

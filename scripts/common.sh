@@ -33,7 +33,7 @@ ensure_venv() {
   if [[ -f $stamp && $(cat "$stamp") == "$wanted" ]]; then
     return
   fi
-  log "Installing $name tools into $venv (pinned in ${requirements#"$ROOT"/})"
+  log "Installing the $name environment into $venv (pinned in ${requirements#"$ROOT"/})"
   python3 -m venv "$venv"
   "$venv/bin/pip" install --quiet --disable-pip-version-check -r "$requirements"
   echo "$wanted" >"$stamp"

@@ -523,8 +523,9 @@ async fn purge_cache(clients: &Clients, rack: &Rack, yes: bool) -> Result<(), Cl
     for repository in &repositories {
         if !yes {
             println!(
-                "Rack {rack}: would delete {} ({} images, {} bytes)",
-                repository.name, repository.images, repository.bytes
+                "Rack {rack}: would delete {} ({})",
+                repository.name,
+                repository.contents()
             );
             continue;
         }
@@ -535,8 +536,9 @@ async fn purge_cache(clients: &Clients, rack: &Rack, yes: bool) -> Result<(), Cl
                 source,
             })?;
         println!(
-            "Rack {rack}: deleted {} ({} images)",
-            repository.name, repository.images
+            "Rack {rack}: deleted {} ({})",
+            repository.name,
+            repository.contents()
         );
     }
     if !yes {

@@ -236,6 +236,15 @@ pub struct CachedRepository {
     pub bytes: i64,
 }
 
+impl CachedRepository {
+    /// Returns its image count and size in words, such as "1 image, 2048 bytes".
+    pub fn contents(&self) -> String {
+        let images = if self.images == 1 { "image" } else { "images" };
+        let bytes = if self.bytes == 1 { "byte" } else { "bytes" };
+        format!("{} {images}, {} {bytes}", self.images, self.bytes)
+    }
+}
+
 /// Lists the repositories under `docker-hub-<rack>/`, with their image
 /// count and size, sorted by name.
 pub async fn cached_repositories(
@@ -309,4 +318,22 @@ pub async fn registry_id(client: &Client) -> Result<String, AwsError> {
         .registry_id()
         .map(str::to_owned)
         .ok_or_else(|| AwsError::missing_field("DescribeRegistry", "registryId"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn contents_counts_in_words() {
+        let repository = |images, bytes| CachedRepository {
+            name: "docker-hub-demo/library/redis".into(),
+            images,
+            bytes,
+        };
+
+        assert_eq!(repository(0, 0).contents(), "0 images, 0 bytes");
+        assert_eq!(repository(1, 1).contents(), "1 image, 1 byte");
+        assert_eq!(repository(2, 2048).contents(), "2 images, 2048 bytes");
+    }
 }

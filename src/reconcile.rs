@@ -424,7 +424,7 @@ async fn apply(
         info!(
             rack = %rack,
             change = %action,
-            request_id = request_id.as_deref().unwrap_or("-"),
+            aws_request_id = request_id.as_deref().unwrap_or("-"),
             "applied"
         );
         applied.push(action.clone());

@@ -30,8 +30,11 @@ pub struct Status {
     /// The error of invalid settings. Drift is then not computed, and the
     /// resources are shown as found, without comparing their content.
     pub settings_error: Option<String>,
-    /// Changes a reconcile would make, each one a difference from the desired state.
-    pub drift: Vec<String>,
+    /// The error that stops a reconcile from planning, such as a missing node role.
+    pub plan_error: Option<String>,
+    /// Changes a reconcile would make, each one a difference from the desired
+    /// state; `None` when they could not be computed.
+    pub drift: Option<Vec<String>>,
     pub cached_repositories: Vec<CachedRepository>,
 }
 
@@ -82,13 +85,14 @@ pub async fn read(context: &Context, rack: &Rack) -> Result<Status, Error> {
 
     let mut observed =
         reconcile::observe(context, rack, &desired, &stored.outputs(), Reads::Complete).await?;
-    let drift = match (
-        &settings_error,
-        plan::plan(rack, &context.target, &desired, &observed),
-    ) {
-        (Some(_), _) => Vec::new(),
-        (None, Ok(actions)) => actions.iter().map(ToString::to_string).collect(),
-        (None, Err(error)) => vec![error.to_string()],
+    let planned = plan::plan(rack, &context.target, &desired, &observed);
+    let (drift, plan_error) = match (&settings_error, planned) {
+        (Some(_), _) => (None, None),
+        (None, Ok(actions)) => (
+            Some(actions.iter().map(ToString::to_string).collect()),
+            None,
+        ),
+        (None, Err(error)) => (None, Some(error.to_string())),
     };
 
     // A template made by hand is shown too; reading it is optional, because
@@ -155,6 +159,7 @@ pub async fn read(context: &Context, rack: &Rack) -> Result<Status, Error> {
         }),
         template_error,
         settings_error,
+        plan_error,
         drift,
         cached_repositories,
     })
@@ -241,16 +246,25 @@ impl std::fmt::Display for Status {
         )?;
 
         writeln!(f, "Drift:")?;
-        if let Some(error) = &self.settings_error {
-            writeln!(f, "  unknown until the settings are valid:")?;
+        let unknown = match (&self.settings_error, &self.plan_error) {
+            (Some(error), _) => Some(("unknown until the settings are valid:", error)),
+            (None, Some(error)) => Some(("unknown, because a reconcile cannot plan:", error)),
+            (None, None) => None,
+        };
+        if let Some((heading, error)) = unknown {
+            writeln!(f, "  {heading}")?;
             for line in error.lines() {
                 writeln!(f, "  {line}")?;
             }
-        } else if self.drift.is_empty() {
-            writeln!(f, "  none")?;
         }
-        for change in &self.drift {
-            writeln!(f, "  would {change}")?;
+        match self.drift.as_deref() {
+            Some([]) => writeln!(f, "  none")?,
+            Some(changes) => {
+                for change in changes {
+                    writeln!(f, "  would {change}")?;
+                }
+            }
+            None => {}
         }
 
         writeln!(f, "Cached repositories:")?;
@@ -258,11 +272,7 @@ impl std::fmt::Display for Status {
             writeln!(f, "  none")?;
         }
         for repository in &self.cached_repositories {
-            writeln!(
-                f,
-                "  {}: {} images, {} bytes",
-                repository.name, repository.images, repository.bytes
-            )?;
+            writeln!(f, "  {}: {}", repository.name, repository.contents())?;
         }
         Ok(())
     }

@@ -246,8 +246,8 @@ async fn purge_lists_then_deletes() {
     );
     assert_eq!(
         deleted,
-        "Rack o-purge: deleted docker-hub-o-purge/bitnami/redis (0 images)\n\
-         Rack o-purge: deleted docker-hub-o-purge/library/redis (0 images)\n"
+        "Rack o-purge: deleted docker-hub-o-purge/bitnami/redis (0 images, 0 bytes)\n\
+         Rack o-purge: deleted docker-hub-o-purge/library/redis (0 images, 0 bytes)\n"
     );
     assert_eq!(
         again,
@@ -317,7 +317,7 @@ async fn status_with_invalid_setting_shows_resources() {
         "{json}"
     );
     assert_eq!(json["policy"]["document_matches"], Value::Null);
-    assert_eq!(json["drift"], serde_json::json!([]));
+    assert_eq!(json["drift"], Value::Null, "drift is unknown, not empty");
 }
 
 #[tokio::test]
@@ -349,4 +349,41 @@ async fn status_shows_template_made_by_hand() {
         "{text}"
     );
     assert!(text.contains("Drift:\n  none\n"), "{text}");
+}
+
+#[tokio::test]
+async fn status_names_plan_error_apart_from_drift() {
+    let (context, _log) = support::context();
+    let rack = support::rack("o-norole");
+    support::store_parameters(
+        &context.clients,
+        &rack,
+        Some("true"),
+        Some("alice"),
+        Some("token"),
+    )
+    .await;
+
+    let (text, json) = status("o-norole");
+
+    assert!(
+        text.ends_with(
+            "Drift:\n\
+             \x20 unknown, because a reconcile cannot plan:\n\
+             \x20 Rack o-norole: IAM role o-norole-nodes not found, so policy \
+             o-norole-ecr-pull-through cannot be attached to it. Check the rack name and \
+             parameter ecr_docker_hub_cache_node_roles, or install the rack first.\n\
+             Cached repositories:\n\
+             \x20 none\n"
+        ),
+        "{text}"
+    );
+    assert_eq!(json["drift"], Value::Null);
+    assert!(
+        json["plan_error"]
+            .as_str()
+            .unwrap()
+            .starts_with("Rack o-norole: IAM role o-norole-nodes not found"),
+        "{json}"
+    );
 }

@@ -88,6 +88,26 @@ async fn enable_creates_exact_resources() {
 }
 
 #[tokio::test]
+async fn enable_and_disable_stay_in_call_budget() {
+    let (context, log) = context();
+    let rack = enabled_rack(&context, "t-budget", "token-1").await;
+    log.clear();
+
+    reconcile(&context, &rack).await.unwrap();
+    let enable_calls = log.calls();
+    store_parameters(&context.clients, &rack, Some("false"), None, None).await;
+    log.clear();
+    reconcile(&context, &rack).await.unwrap();
+    let disable_calls = log.calls();
+
+    assert!(enable_calls.len() <= 12, "enabling made {enable_calls:?}");
+    assert!(
+        disable_calls.len() <= 10,
+        "disabling made {disable_calls:?}"
+    );
+}
+
+#[tokio::test]
 async fn converged_rack_has_no_writes() {
     let (context, log) = context();
     let rack = enabled_rack(&context, "t-converged", "token-1").await;
