@@ -406,3 +406,31 @@ async fn invalid_retention_never_blocks_disabling() {
         support::RackResources::default()
     );
 }
+
+#[tokio::test]
+async fn enable_with_retention_adopts_template_made_by_hand() {
+    let (context, _log) = support::context();
+    let rack = support::enabled_rack(&context, "r-adopt", "token").await;
+    create_template_by_hand(&context.clients, "docker-hub-r-adopt", &hand_made_policy()).await;
+    set_retention(&context.clients, &rack, Some("21")).await;
+
+    let report = reconcile(&context, &rack).await.unwrap();
+
+    // Enabling from nothing takes the template as absent; creating it finds
+    // the one made by hand, and the reconcile observes again and updates it.
+    let descriptions = changes(&report);
+    assert!(
+        descriptions.contains(
+            &"update repository creation template docker-hub-r-adopt (expire images not pulled for 21 days)"
+                .to_owned()
+        ),
+        "{descriptions:?}"
+    );
+    assert_expires_after(
+        &template(&context.clients, "docker-hub-r-adopt")
+            .await
+            .unwrap(),
+        21,
+    );
+    assert_eq!(reconcile(&context, &rack).await.unwrap().changes, []);
+}
