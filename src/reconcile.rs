@@ -259,6 +259,14 @@ pub enum Reads {
     Complete,
 }
 
+/// Returns whether [`observe`] reads the rack's repository creation template:
+/// only when a retention is wanted or a template is recorded. Operators
+/// without permission to read templates then keep a working `status` and
+/// `plan` as long as they do not use retention.
+pub fn reads_template(desired: &Desired, outputs: &Outputs) -> bool {
+    outputs.template.is_some() || desired.retention_days().is_some()
+}
+
 /// Reads the state the plan needs. `outputs` are the values the reconciler
 /// last wrote to the rack's parameters.
 ///
@@ -267,8 +275,8 @@ pub enum Reads {
 /// and the policy are taken as absent without reading them, which saves calls.
 /// If they exist after all, creating them fails with an already-exists error,
 /// and [`converge`] observes everything again. The repository creation
-/// template is read only when retention is wanted or a template is
-/// recorded, so a rack without retention costs no extra call.
+/// template is read only when [`reads_template`] returns true, so a rack
+/// without retention costs no extra call.
 pub async fn observe(
     context: &Context,
     rack: &Rack,
@@ -288,9 +296,7 @@ pub async fn observe(
 
     let recorded_template = outputs.template.is_some();
     let template = async {
-        // Operators without permission to read templates keep a working
-        // `status` and `plan` as long as they do not use retention.
-        if !recorded_template && desired.retention_days().is_none() {
+        if !reads_template(desired, outputs) {
             return Ok(None);
         }
         ecr::observe_template(&clients.ecr, rack)
@@ -314,7 +320,7 @@ pub async fn observe(
                 rack.policy_name()
             )))?;
         // An unrecorded template is taken as absent, as the rule and the
-        // policy are; a recorded one is read.
+        // policy are. A recorded one is read.
         let template = if recorded_template {
             template.await?
         } else {

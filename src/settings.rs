@@ -157,7 +157,7 @@ pub enum Desired {
 pub struct EnabledCache {
     pub credentials: Credentials,
     pub node_roles: NodeRoles,
-    /// Days after their last pull that cached images expire; `None` keeps them.
+    /// Days after their last pull that cached images expire, or `None` to keep them.
     pub retention_days: Option<u32>,
 }
 
@@ -182,7 +182,10 @@ impl Desired {
     }
 }
 
-/// Largest retention accepted: ECR's lifecycle rule count is a 32-bit integer.
+/// Largest retention accepted: ECR documents a lifecycle rule's countNumber as
+/// an integer, taken here as 32-bit signed.
+/// NOTE: whether ECR accepts this largest value with sinceImagePulled is not
+/// verified; the emulator accepts it.
 pub const MAX_RETENTION_DAYS: u32 = i32::MAX as u32;
 
 /// An invalid parameter value or combination.
@@ -296,7 +299,7 @@ impl StoredParameters {
     }
 
     /// Returns whether the flag is `true`; an absent flag is `false`.
-    fn enabled(&self, rack: &Rack) -> Result<bool, SettingsError> {
+    pub fn enabled(&self, rack: &Rack) -> Result<bool, SettingsError> {
         match self.flag.as_deref() {
             None | Some("false") => Ok(false),
             Some("true") => Ok(true),

@@ -24,7 +24,8 @@ pub struct Status {
     pub policy: Option<PolicyStatus>,
     pub published_prefix: Option<String>,
     pub template: Option<TemplateStatus>,
-    /// The error of reading a template hubcache does not need, when it failed.
+    /// The error of the optional template read, made when the rack has no
+    /// retention, when that read failed.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub template_error: Option<String>,
     /// The error of invalid settings. Drift is then not computed, and the
@@ -33,7 +34,7 @@ pub struct Status {
     /// The error that stops a reconcile from planning, such as a missing node role.
     pub plan_error: Option<String>,
     /// Changes a reconcile would make, each one a difference from the desired
-    /// state; `None` when they could not be computed.
+    /// state, or `None` when they could not be computed.
     pub drift: Option<Vec<String>>,
     pub cached_repositories: Vec<CachedRepository>,
 }
@@ -98,8 +99,7 @@ pub async fn read(context: &Context, rack: &Rack) -> Result<Status, Error> {
     // A template made by hand is shown too; reading it is optional, because
     // an operator who does not use retention may lack the permission.
     let mut template_error = None;
-    let template_read = observed.recorded_template || desired.retention_days().is_some();
-    if !template_read {
+    if !reconcile::reads_template(&desired, &stored.outputs()) {
         match ecr::observe_template(&context.clients.ecr, rack).await {
             Ok(found) => observed.template = found,
             Err(error) => template_error = Some(error.to_string()),
@@ -129,7 +129,7 @@ pub async fn read(context: &Context, rack: &Rack) -> Result<Status, Error> {
     Ok(Status {
         rack: rack.to_string(),
         settings,
-        enabled: stored.flag.as_deref() == Some("true"),
+        enabled: stored.enabled(rack).unwrap_or(false),
         secret: observed.secret.map(|secret| SecretStatus {
             name: rack.secret_name(),
             arn: secret.arn,

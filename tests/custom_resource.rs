@@ -586,19 +586,6 @@ async fn failed_create_keeps_existing_rack() {
     }
 }
 
-async fn template_count_number(clients: &Clients, prefix: &str) -> Option<u64> {
-    let output = clients
-        .ecr
-        .describe_repository_creation_templates()
-        .prefixes(prefix)
-        .send()
-        .await
-        .unwrap();
-    let template = output.repository_creation_templates().first()?;
-    let policy: Value = serde_json::from_str(template.lifecycle_policy()?).unwrap();
-    policy["rules"][0]["selection"]["countNumber"].as_u64()
-}
-
 #[tokio::test]
 async fn retention_days_property_follows_stack() {
     let (context, _log) = support::context();
@@ -609,13 +596,13 @@ async fn retention_days_property_follows_stack() {
     with_retention["RetentionDays"] = json!(21);
 
     let created = send(&handler, request("Create", "", with_retention.clone())).await;
-    let created_days = template_count_number(&context.clients, "docker-hub-cr-keep").await;
+    let created_days = support::template_count_number(&context.clients, "docker-hub-cr-keep").await;
 
     let mut update = request("Update", "", enable_properties("cr-keep", "token"));
     update["PhysicalResourceId"] = json!("docker-hub-cr-keep");
     update["OldResourceProperties"] = with_retention.clone();
     let updated = send(&handler, update).await;
-    let updated_days = template_count_number(&context.clients, "docker-hub-cr-keep").await;
+    let updated_days = support::template_count_number(&context.clients, "docker-hub-cr-keep").await;
 
     assert_eq!(created["Status"], "SUCCESS", "{created}");
     assert_eq!(created_days, Some(21));

@@ -143,15 +143,7 @@ async fn retention_event_reconciles_template() {
         .handle(invocation(json!({"rack": "l-keep"})))
         .await
         .unwrap();
-    hubcache::ssm::write(
-        &context.clients.ssm,
-        support::PREFIX,
-        &rack,
-        hubcache::settings::Parameter::RetentionDays,
-        "45",
-    )
-    .await
-    .unwrap();
+    support::set_retention(&context.clients, &rack, Some("45")).await;
     let mut event = fixture("parameter-retention-create.json");
     event["detail"]["name"] = json!("/convox/l-keep/ecr_docker_hub_cache_retention_days");
 

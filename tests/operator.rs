@@ -28,6 +28,15 @@ fn status(rack: &str) -> (String, Value) {
     (text, serde_json::from_str(&json).unwrap())
 }
 
+/// Returns the ARN of the rack's secret, which must exist.
+async fn secret_arn(
+    clients: &hubcache::reconcile::Clients,
+    rack: &hubcache::names::Rack,
+) -> String {
+    let (arn, _) = support::rack_resources(clients, rack).await.secret.unwrap();
+    arn
+}
+
 async fn create_repository(clients: &hubcache::reconcile::Clients, name: &str) {
     clients
         .ecr
@@ -46,10 +55,7 @@ async fn status_of_converged_rack() {
     create_repository(&context.clients, "docker-hub-o-status/library/redis").await;
     create_repository(&context.clients, "docker-hub-o-status-x/library/redis").await;
     create_repository(&context.clients, "docker-hub-o-statusx/library/redis").await;
-    let (secret_arn, _) = support::rack_resources(&context.clients, &rack)
-        .await
-        .secret
-        .unwrap();
+    let secret_arn = secret_arn(&context.clients, &rack).await;
 
     let (text, json) = status("o-status");
 
@@ -117,10 +123,7 @@ async fn status_names_drift() {
         .send()
         .await
         .unwrap();
-    let (secret_arn, _) = support::rack_resources(&context.clients, &rack)
-        .await
-        .secret
-        .unwrap();
+    let secret_arn = secret_arn(&context.clients, &rack).await;
 
     let text = stdout(&hubcache(&["status", "--rack", "o-drift"]));
 
@@ -151,27 +154,11 @@ async fn status_names_drift() {
 async fn status_shows_retention_template() {
     let (context, _log) = support::context();
     let rack = support::enabled_rack(&context, "o-keep", "token").await;
-    hubcache::ssm::write(
-        &context.clients.ssm,
-        support::PREFIX,
-        &rack,
-        hubcache::settings::Parameter::RetentionDays,
-        "30",
-    )
-    .await
-    .unwrap();
+    support::set_retention(&context.clients, &rack, Some("30")).await;
     reconcile(&context, &rack).await.unwrap();
 
     let (converged, json) = status("o-keep");
-    hubcache::ssm::write(
-        &context.clients.ssm,
-        support::PREFIX,
-        &rack,
-        hubcache::settings::Parameter::RetentionDays,
-        "7",
-    )
-    .await
-    .unwrap();
+    support::set_retention(&context.clients, &rack, Some("7")).await;
     let changed = stdout(&hubcache(&["status", "--rack", "o-keep"]));
 
     let template_line = "  repository creation template docker-hub-o-keep: expires images not \
@@ -269,19 +256,8 @@ async fn status_with_invalid_setting_shows_resources() {
     let rack = support::enabled_rack(&context, "o-bad", "token").await;
     reconcile(&context, &rack).await.unwrap();
     // Another tool writes a value that params set would reject.
-    hubcache::ssm::write(
-        &context.clients.ssm,
-        support::PREFIX,
-        &rack,
-        hubcache::settings::Parameter::RetentionDays,
-        "99999999999",
-    )
-    .await
-    .unwrap();
-    let (secret_arn, _) = support::rack_resources(&context.clients, &rack)
-        .await
-        .secret
-        .unwrap();
+    support::set_retention(&context.clients, &rack, Some("99999999999")).await;
+    let secret_arn = secret_arn(&context.clients, &rack).await;
 
     let (text, json) = status("o-bad");
 
@@ -352,7 +328,7 @@ async fn status_shows_template_made_by_hand() {
 }
 
 #[tokio::test]
-async fn status_names_plan_error_apart_from_drift() {
+async fn status_separates_plan_error_from_drift() {
     let (context, _log) = support::context();
     let rack = support::rack("o-norole");
     support::store_parameters(

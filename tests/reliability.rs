@@ -403,7 +403,7 @@ async fn prepare(context: &Context, rack: &Rack, scenario: Scenario) {
         return;
     }
     if matches!(scenario, Scenario::ChangeRetention | Scenario::Release) {
-        set_retention(context, rack, Some("30")).await;
+        support::set_retention(&context.clients, rack, Some("30")).await;
     }
 
     reconcile(context, rack)
@@ -416,36 +416,13 @@ async fn prepare(context: &Context, rack: &Rack, scenario: Scenario) {
         Scenario::Disable => {
             store_parameters(&context.clients, rack, Some("false"), None, None).await
         }
-        Scenario::Retain => set_retention(context, rack, Some("30")).await,
-        Scenario::ChangeRetention => set_retention(context, rack, Some("7")).await,
-        Scenario::Release => set_retention(context, rack, None).await,
+        Scenario::Retain => support::set_retention(&context.clients, rack, Some("30")).await,
+        Scenario::ChangeRetention => {
+            support::set_retention(&context.clients, rack, Some("7")).await
+        }
+        Scenario::Release => support::set_retention(&context.clients, rack, None).await,
         Scenario::Enable => unreachable!(),
     }
-}
-
-async fn set_retention(context: &Context, rack: &Rack, days: Option<&str>) {
-    let (client, prefix) = (&context.clients.ssm, &context.parameter_prefix);
-    let parameter = hubcache::settings::Parameter::RetentionDays;
-    match days {
-        Some(days) => hubcache::ssm::write(client, prefix, rack, parameter, days).await,
-        None => hubcache::ssm::delete(client, prefix, rack, parameter).await,
-    }
-    .unwrap();
-}
-
-/// Returns the countNumber of the rack's template, or `None` without one.
-async fn template_days(context: &Context, rack: &Rack) -> Option<u64> {
-    let output = context
-        .clients
-        .ecr
-        .describe_repository_creation_templates()
-        .prefixes(rack.rule_prefix())
-        .send()
-        .await
-        .unwrap();
-    let template = output.repository_creation_templates().first()?;
-    let policy: serde_json::Value = serde_json::from_str(template.lifecycle_policy()?).unwrap();
-    policy["rules"][0]["selection"]["countNumber"].as_u64()
 }
 
 /// Asserts that `rack` has exactly what `scenario` leads to, with nothing orphaned.
@@ -468,7 +445,11 @@ async fn assert_converged(context: &Context, rack: &Rack, scenario: Scenario) {
         Scenario::ChangeRetention => (Some(7), true),
         _ => (None, false),
     };
-    assert_eq!(template_days(context, rack).await, days, "{rack}: template");
+    assert_eq!(
+        support::template_count_number(&context.clients, &rack.rule_prefix()).await,
+        days,
+        "{rack}: template"
+    );
     assert_eq!(
         stored.recorded_template.is_some(),
         recorded,

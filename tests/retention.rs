@@ -7,7 +7,6 @@ use aws_sdk_ecr::types::RctAppliedFor;
 use hubcache::names::Rack;
 use hubcache::plan::Action;
 use hubcache::reconcile::{Clients, reconcile};
-use hubcache::settings::Parameter;
 use serde_json::{Value, json};
 use support::PREFIX;
 
@@ -37,19 +36,6 @@ async fn template(clients: &Clients, prefix: &str) -> Option<Template> {
         applied_for: found.applied_for().to_vec(),
         lifecycle_policy: serde_json::from_str(found.lifecycle_policy().unwrap()).unwrap(),
     })
-}
-
-async fn set_retention(clients: &Clients, rack: &Rack, value: Option<&str>) {
-    match value {
-        Some(value) => {
-            hubcache::ssm::write(&clients.ssm, PREFIX, rack, Parameter::RetentionDays, value)
-                .await
-                .unwrap()
-        }
-        None => hubcache::ssm::delete(&clients.ssm, PREFIX, rack, Parameter::RetentionDays)
-            .await
-            .unwrap(),
-    }
 }
 
 async fn recorded_template(clients: &Clients, rack: &Rack) -> Option<String> {
@@ -86,7 +72,7 @@ async fn retention_set_change_unset() {
     reconcile(&context, &rack).await.unwrap();
 
     // Set.
-    set_retention(&context.clients, &rack, Some("30")).await;
+    support::set_retention(&context.clients, &rack, Some("30")).await;
     let set = reconcile(&context, &rack).await.unwrap();
 
     assert_eq!(
@@ -123,7 +109,7 @@ async fn retention_set_change_unset() {
     assert_eq!(log.writes(), Vec::<String>::new());
 
     // Change.
-    set_retention(&context.clients, &rack, Some("7")).await;
+    support::set_retention(&context.clients, &rack, Some("7")).await;
     let changed = reconcile(&context, &rack).await.unwrap();
 
     assert_eq!(
@@ -143,7 +129,7 @@ async fn retention_set_change_unset() {
     );
 
     // Unset.
-    set_retention(&context.clients, &rack, None).await;
+    support::set_retention(&context.clients, &rack, None).await;
     let unset = reconcile(&context, &rack).await.unwrap();
 
     assert_eq!(
@@ -172,10 +158,10 @@ async fn retention_set_change_unset() {
 }
 
 #[tokio::test]
-async fn enable_with_retention_creates_template_before_rule() {
+async fn enable_creates_template_before_rule() {
     let (context, _log) = support::context();
     let rack = support::enabled_rack(&context, "r-fresh", "token").await;
-    set_retention(&context.clients, &rack, Some("1")).await;
+    support::set_retention(&context.clients, &rack, Some("1")).await;
 
     let report = reconcile(&context, &rack).await.unwrap();
 
@@ -205,7 +191,7 @@ async fn enable_with_retention_creates_template_before_rule() {
 async fn disable_removes_template() {
     let (context, _log) = support::context();
     let rack = support::enabled_rack(&context, "r-off", "token").await;
-    set_retention(&context.clients, &rack, Some("14")).await;
+    support::set_retention(&context.clients, &rack, Some("14")).await;
     reconcile(&context, &rack).await.unwrap();
 
     support::store_parameters(&context.clients, &rack, Some("false"), None, None).await;
@@ -256,7 +242,7 @@ fn hand_made_policy() -> Value {
 }
 
 #[tokio::test]
-async fn template_made_by_hand_is_left_alone() {
+async fn hand_made_template_left_alone() {
     let (context, log) = support::context();
     let rack = support::enabled_rack(&context, "r-hand", "token").await;
     create_template_by_hand(&context.clients, "docker-hub-r-hand", &hand_made_policy()).await;
@@ -276,20 +262,20 @@ async fn template_made_by_hand_is_left_alone() {
         );
     }
     assert!(!log.writes().iter().any(|call| call.contains("Template")));
-    let kept = template(&context.clients, "docker-hub-r-hand")
+    let hand_made = template(&context.clients, "docker-hub-r-hand")
         .await
         .unwrap();
-    assert_eq!(kept.description.as_deref(), Some("made by hand"));
-    assert_eq!(kept.lifecycle_policy, hand_made_policy());
+    assert_eq!(hand_made.description.as_deref(), Some("made by hand"));
+    assert_eq!(hand_made.lifecycle_policy, hand_made_policy());
 }
 
 #[tokio::test]
-async fn retention_takes_over_template_made_by_hand() {
+async fn retention_takes_over_hand_template() {
     let (context, _log) = support::context();
     let rack = support::enabled_rack(&context, "r-take", "token").await;
     reconcile(&context, &rack).await.unwrap();
     create_template_by_hand(&context.clients, "docker-hub-r-take", &hand_made_policy()).await;
-    set_retention(&context.clients, &rack, Some("60")).await;
+    support::set_retention(&context.clients, &rack, Some("60")).await;
 
     let report = reconcile(&context, &rack).await.unwrap();
 
@@ -313,7 +299,7 @@ async fn retention_takes_over_template_made_by_hand() {
 async fn template_deleted_by_hand_is_recreated() {
     let (context, _log) = support::context();
     let rack = support::enabled_rack(&context, "r-drift", "token").await;
-    set_retention(&context.clients, &rack, Some("30")).await;
+    support::set_retention(&context.clients, &rack, Some("30")).await;
     reconcile(&context, &rack).await.unwrap();
     context
         .clients
@@ -346,7 +332,7 @@ async fn invalid_retention_writes_nothing() {
     let rack = support::enabled_rack(&context, "r-bad", "token").await;
     reconcile(&context, &rack).await.unwrap();
     for value in ["0", "-3", "30d", "1.5", "99999999999"] {
-        set_retention(&context.clients, &rack, Some(value)).await;
+        support::set_retention(&context.clients, &rack, Some(value)).await;
         log.clear();
 
         let error = reconcile(&context, &rack).await.unwrap_err();
@@ -371,10 +357,10 @@ async fn invalid_retention_writes_nothing() {
 async fn invalid_retention_never_blocks_disabling() {
     let (context, _log) = support::context();
     let rack = support::enabled_rack(&context, "r-stuck", "token").await;
-    set_retention(&context.clients, &rack, Some("30")).await;
+    support::set_retention(&context.clients, &rack, Some("30")).await;
     reconcile(&context, &rack).await.unwrap();
     // Another tool stores a value params set would reject.
-    set_retention(&context.clients, &rack, Some("99999999999")).await;
+    support::set_retention(&context.clients, &rack, Some("99999999999")).await;
 
     let endpoint = support::endpoint();
     let disabled = support::hubcache_at(
@@ -408,16 +394,16 @@ async fn invalid_retention_never_blocks_disabling() {
 }
 
 #[tokio::test]
-async fn enable_with_retention_adopts_template_made_by_hand() {
+async fn enable_adopts_hand_made_template() {
     let (context, _log) = support::context();
     let rack = support::enabled_rack(&context, "r-adopt", "token").await;
     create_template_by_hand(&context.clients, "docker-hub-r-adopt", &hand_made_policy()).await;
-    set_retention(&context.clients, &rack, Some("21")).await;
+    support::set_retention(&context.clients, &rack, Some("21")).await;
 
     let report = reconcile(&context, &rack).await.unwrap();
 
-    // Enabling from nothing takes the template as absent; creating it finds
-    // the one made by hand, and the reconcile observes again and updates it.
+    // Enabling from nothing takes the template as absent. Creating it finds
+    // the one made by hand, so the reconcile observes again and updates it.
     let descriptions = changes(&report);
     assert!(
         descriptions.contains(

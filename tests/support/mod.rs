@@ -186,6 +186,31 @@ pub async fn store_parameters(
     }
 }
 
+/// Stores the rack's retention in days, or removes it when `days` is `None`.
+pub async fn set_retention(clients: &Clients, rack: &Rack, days: Option<&str>) {
+    let parameter = Parameter::RetentionDays;
+    match days {
+        Some(days) => hubcache::ssm::write(&clients.ssm, PREFIX, rack, parameter, days).await,
+        None => hubcache::ssm::delete(&clients.ssm, PREFIX, rack, parameter).await,
+    }
+    .unwrap_or_else(|error| panic!("storing {parameter} failed: {error}"));
+}
+
+/// Returns the countNumber of the lifecycle rule in the repository creation
+/// template for `prefix`, or `None` without a template.
+pub async fn template_count_number(clients: &Clients, prefix: &str) -> Option<u64> {
+    let output = clients
+        .ecr
+        .describe_repository_creation_templates()
+        .prefixes(prefix)
+        .send()
+        .await
+        .unwrap();
+    let template = output.repository_creation_templates().first()?;
+    let policy: serde_json::Value = serde_json::from_str(template.lifecycle_policy()?).unwrap();
+    policy["rules"][0]["selection"]["countNumber"].as_u64()
+}
+
 /// Creates the rack's nodes role and stores parameters that enable the cache.
 pub async fn enabled_rack(context: &Context, name: &str, password: &str) -> Rack {
     let rack = rack(name);
