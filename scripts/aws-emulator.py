@@ -1,17 +1,17 @@
 """Start moto's server on 127.0.0.1 with the ECR calls hubcache needs added.
 
 moto 5.2.5 has neither ECR pull-through cache rules nor repository creation
-templates, it deletes an IAM managed policy that is still attached, and its
-ListEntitiesForPolicy looks at only 100 roles, users or groups, picked by
+templates. It also deletes an IAM managed policy that is still attached, and
+its ListEntitiesForPolicy looks at only 100 roles, users or groups, picked by
 their random ids. This launcher adds the pull-through-cache and
 repository-creation-template APIs to moto's ECR backend with the validation
 ECR applies, makes DeletePolicy of an attached policy fail with
 DeleteConflict and ListEntitiesForPolicy look at every entity, as IAM does,
-then runs moto's threaded server in this process. Reset (POST /moto-api/reset) clears the rules
-and templates too, because they live on the ECR backend objects that moto
-recreates.
+then runs moto's threaded server in this process. Reset (POST
+/moto-api/reset) clears the rules and templates too, because they live on
+the ECR backend objects that moto recreates.
 
-Usage: aws-emulator.py --port PORT [--ready-file PATH]
+Usage: aws-emulator.py --port PORT [--ready-file PATH] [--rule-quota N]
 """
 
 import argparse
@@ -434,7 +434,7 @@ def check_lifecycle_policy(text):
 
 
 def check_template_fields(self, creating):
-    """Validate the template fields of a Create or Update request; return them."""
+    """Validate the template fields of a Create or Update request and return them."""
     fields = {
         name: self._get_param(name)
         for name in (

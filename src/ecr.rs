@@ -157,8 +157,8 @@ pub async fn observe_template(
     }))
 }
 
-/// Creates the template that gives each repository the rack's rule creates a
-/// lifecycle policy expiring images not pulled for `days`.
+/// Creates the rack's template. Each repository the rule creates from then on
+/// gets a lifecycle policy that expires images not pulled for `days`.
 pub async fn create_template(
     client: &Client,
     rack: &Rack,

@@ -497,8 +497,8 @@ fn plan_enable(
     Ok(actions)
 }
 
-/// Plans the removal of the secret and the policy; the rule and the template
-/// go first.
+/// Plans the removal of the secret and the policy. [`plan`] puts the rule
+/// and the template before them.
 fn plan_disable(rack: &Rack, observed: &Observed) -> Vec<Action> {
     let mut actions = Vec::new();
 
@@ -922,7 +922,7 @@ mod tests {
     }
 
     #[test]
-    fn retention_template_edited_by_hand_is_updated() {
+    fn retention_hand_edited_template_updated() {
         let edits: [fn(&mut ObservedTemplate); 4] = [
             |template| template.applied_for = vec!["REPLICATION".into()],
             |template| template.description = None,

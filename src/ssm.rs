@@ -188,7 +188,7 @@ pub async fn put_output(
     put(client, &full_name, value, ParameterType::String).await
 }
 
-/// Deletes the rack's output parameter `name`; an absent one is not an error.
+/// Deletes the rack's output parameter `name`. An absent one is not an error.
 pub async fn delete_output(
     client: &Client,
     prefix: &str,
